@@ -1,0 +1,103 @@
+"""FastAPI application factory: routers of every domain, one error shape, health check."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from classguard.bootstrap import domain_modules, start_runtime, stop_runtime
+from classguard.settings import Settings, get_settings
+from storage.errors import AppError, ErrorBody
+from storage.runtime import get_runtime
+
+log = logging.getLogger("classguard.http")
+
+_HTTP_NAMES = {
+    400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
+    409: "Conflict", 413: "PayloadTooLarge", 415: "UnsupportedMediaType", 416: "RangeNotSatisfiable",
+    422: "ValidationError", 429: "TooManyRequests",
+}
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(exc.to_json(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": "ValidationError", "detail": _validation_detail(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        name = _HTTP_NAMES.get(exc.status_code, "HTTPError")
+        return JSONResponse({"error": name, "detail": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+        log.info("integrity error: %s", exc.orig)
+        return JSONResponse({"error": "Conflict", "detail": "conflicts with stored data"}, status_code=409)
+
+    @app.exception_handler(Exception)
+    async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse({"error": "InternalError", "detail": "internal server error"}, status_code=500)
+
+
+def create_app(settings: Settings | None = None, *, start_workers: bool = True) -> FastAPI:
+    """Build the ASGI app. The runtime (DB, media, workers) starts in the lifespan."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await start_runtime(settings, start_workers=start_workers)
+        try:
+            yield
+        finally:
+            await stop_runtime()
+
+    app = FastAPI(
+        title="classguard",
+        version="0.1.0",
+        description="Live classes with consent-bound recording, automated moderation and human review.",
+        lifespan=lifespan,
+        responses={422: {"model": ErrorBody, "description": "ValidationError"}},
+    )
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["ops"], responses={503: {"model": ErrorBody}})
+    async def healthz() -> Any:
+        try:
+            async with get_runtime().engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # the probe must answer, whatever broke
+            return JSONResponse({"error": "Unavailable", "detail": str(exc)}, status_code=503)
+        return {"status": "ok"}
+
+    for mod in domain_modules("endpoints"):
+        router = getattr(mod, "router", None)
+        if router is not None:
+            app.include_router(router)
+    for mod in domain_modules("pages"):
+        router = getattr(mod, "router", None)
+        if router is not None:
+            app.include_router(router)
+    return app

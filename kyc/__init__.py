@@ -1,0 +1,1 @@
+"""kyc domain package."""

@@ -1,0 +1,1 @@
+"""payouts domain package."""
