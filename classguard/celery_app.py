@@ -54,7 +54,8 @@ def _register(app: Celery, spec: jobs.TaskSpec) -> None:
         try:
             _run(spec.fn(**kwargs))
         except Exception as exc:
-            raise self.retry(exc=exc, countdown=settings.task_retry_base_seconds * 2**self.request.retries)
+            delay = settings.task_retry_base_seconds * 2**self.request.retries
+            raise self.retry(exc=exc, countdown=delay) from exc
 
 
 @worker_process_init.connect

@@ -18,7 +18,8 @@ _COMMAND_MODULES = ("users", "keys", "audit", "moderate", "simulate", "load_test
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, stream=sys.stderr, format=fmt)
 
 
 @app.command()
