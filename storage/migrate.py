@@ -20,10 +20,17 @@ ROOT = Path(__file__).resolve().parent.parent
 DOMAINS = ("storage", "accounts", "classroom", "moderation", "kyc", "payouts")
 
 
+def version_dir(domain: str) -> Path:
+    """Where a domain keeps its revisions (storage's own sit beside the Alembic environment)."""
+    if domain == "storage":
+        return ROOT / "storage" / "migrations" / "versions"
+    return ROOT / domain / "migrations"
+
+
 def alembic_config(sync_url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(ROOT / "storage" / "migrations"))
-    locations = [str(ROOT / d / "migrations") for d in DOMAINS if (ROOT / d / "migrations").is_dir()]
+    locations = [str(version_dir(d)) for d in DOMAINS if version_dir(d).is_dir()]
     cfg.set_main_option("path_separator", "os")
     cfg.set_main_option("version_locations", os.pathsep.join(locations))
     cfg.set_main_option("sqlalchemy.url", sync_url)

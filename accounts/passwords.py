@@ -1,0 +1,44 @@
+"""Password hashing (argon2id) and the strength rule for new passwords."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+_hasher = PasswordHasher()
+
+# The most common leaked passwords that still pass a length check; a serious deployment
+# would add a k-anonymity breach lookup, which needs network access we do not assume.
+_COMMON = {
+    "password123", "password1234", "1234567890", "qwertyuiop", "iloveyou12", "passw0rd123",
+    "abcdefghij", "0123456789", "letmein1234", "welcome123", "administrator", "qwerty12345",
+}
+
+# A dummy hash so unknown-user logins cost the same time as wrong-password ones.
+DUMMY_HASH = _hasher.hash("classguard-dummy-password")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def weakness(password: str, min_length: int, personal: list[str]) -> str | None:
+    """Why a password is too weak, or None when it is acceptable."""
+    if len(password) < min_length:
+        return f"password must be at least {min_length} characters"
+    if len(set(password)) < 4:
+        return "password uses too few distinct characters"
+    if password.lower() in _COMMON:
+        return "password is too common"
+    low = password.lower()
+    for item in personal:
+        if item and len(item) >= 4 and item.lower() in low:
+            return "password must not contain your name, e-mail or phone"
+    return None

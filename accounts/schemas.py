@@ -1,0 +1,53 @@
+"""Request and response bodies of the accounts API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field
+
+from accounts.models import Role
+
+
+class GuardianConsentIn(BaseModel):
+    guardian_name: str = Field(min_length=1, max_length=120)
+    guardian_contact: str = Field(min_length=3, max_length=320, description="e-mail or phone of the guardian")
+    relationship: str = Field(min_length=1, max_length=40, examples=["mother"])
+    consent: bool = Field(description="the guardian agrees to the terms and to recording in classes")
+
+
+class RegisterIn(BaseModel):
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=40, description="international format, e.g. +44 20 7946 0958")
+    password: str = Field(max_length=256)
+    display_name: str = Field(min_length=1, max_length=120)
+    date_of_birth: date
+    role: Role = Role.student
+    region: str | None = None
+    guardian: GuardianConsentIn | None = None
+
+
+class LoginIn(BaseModel):
+    identifier: str = Field(min_length=1, max_length=320, description="e-mail address or phone number")
+    password: str = Field(max_length=256)
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str | None
+    phone: str | None
+    display_name: str
+    date_of_birth: date
+    role: Role
+    status: str
+    suspended_until: datetime | None
+    region: str
+    created_at: datetime
+
+
+class LoginOut(BaseModel):
+    token: str
+    token_type: str = "bearer"
+    expires_at: datetime
+    user: UserOut

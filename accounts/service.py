@@ -1,0 +1,262 @@
+"""Rules of accounts: registration, login sessions, throttling, restrictions.
+
+Services flush, never commit; the request (or unit of work) commits at the edge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accounts import repository as repo
+from accounts.models import PHONE_CT_CONTEXT, AuthSession, GuardianConsent, LoginAttempt, Role, User, UserStatus
+from accounts.passwords import DUMMY_HASH, hash_password, verify_password, weakness
+from accounts.schemas import GuardianConsentIn, UserOut
+from classguard.settings import Settings
+from storage.db import utcnow
+from storage.errors import AppError, Conflict, Forbidden, TooManyRequests, Unauthorized, Unprocessable
+from storage.runtime import get_runtime
+
+PHONE_CONTEXT = "users.phone"
+ADULT_AGE = 18
+
+
+class AccountRestricted(AppError):
+    status, error = 403, "AccountRestricted"
+
+
+def normalise_email(raw: str) -> str:
+    try:
+        info = validate_email(raw, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise Unprocessable(f"invalid e-mail address: {exc}") from exc
+    return info.normalized.lower()
+
+
+def normalise_phone(raw: str) -> str:
+    """E.164 form of a phone number given in international format."""
+    try:
+        num = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException as exc:
+        raise Unprocessable(f"invalid phone number: {exc}") from exc
+    if not phonenumbers.is_valid_number(num):
+        raise Unprocessable("invalid phone number: not a valid number")
+    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+def age_on(dob: date, today: date) -> int:
+    return today.year - dob.year - ((today.month, today.day) < (dob.month, dob.day))
+
+
+def phone_bidx(e164: str) -> str:
+    return get_runtime().cipher.blind_index(e164, PHONE_CONTEXT)
+
+
+@dataclass
+class NewUser:
+    password: str
+    display_name: str
+    date_of_birth: date
+    role: Role = Role.student
+    email: str | None = None
+    phone: str | None = None
+    region: str | None = None
+    guardian: GuardianConsentIn | None = None
+
+
+async def register(session: AsyncSession, settings: Settings, new: NewUser) -> User:
+    """Create an account after validating contact, password, age rules and uniqueness."""
+    if not new.email and not new.phone:
+        raise Unprocessable("an e-mail address or a phone number is required")
+    email = normalise_email(new.email) if new.email else None
+    phone = normalise_phone(new.phone) if new.phone else None
+    personal = [new.display_name, (email or "").split("@")[0], (phone or "")[-6:]]
+    if why := weakness(new.password, settings.min_password_length, personal):
+        raise Unprocessable(why)
+    today = utcnow().date()
+    if new.date_of_birth > today:
+        raise Unprocessable("date of birth is in the future")
+    age = age_on(new.date_of_birth, today)
+    if age > 120:
+        raise Unprocessable("date of birth is implausible")
+    if new.role == Role.teacher and age < ADULT_AGE:
+        raise Unprocessable("teachers must be at least 18 years old")
+    if age < ADULT_AGE and (new.guardian is None or not new.guardian.consent):
+        raise Unprocessable("students under 18 need a guardian's consent (field 'guardian' with consent=true)")
+    region = new.region or settings.default_region
+    if region not in settings.regions:
+        raise Unprocessable(f"unknown region {region!r}; one of {', '.join(settings.regions)}")
+    if email and await repo.get_user_by_email(session, email):
+        raise Conflict("an account with this e-mail address already exists")
+    bidx = phone_bidx(phone) if phone else None
+    if bidx and await repo.get_user_by_phone_bidx(session, bidx):
+        raise Conflict("an account with this phone number already exists")
+    user = User(
+        id=uuid.uuid4(),
+        email=email,
+        phone_bidx=bidx,
+        password_hash=hash_password(new.password),
+        display_name=new.display_name,
+        date_of_birth=new.date_of_birth,
+        role=new.role.value,
+        status=UserStatus.active.value,
+        region=region,
+    )
+    if phone:
+        user.phone_ct = get_runtime().cipher.encrypt(phone.encode(), PHONE_CT_CONTEXT.format(pk=user.id))
+    await repo.add(session, user)
+    if age < ADULT_AGE and new.guardian is not None:
+        g = new.guardian
+        await repo.add(session, GuardianConsent(
+            user_id=user.id, guardian_name=g.guardian_name, guardian_contact=g.guardian_contact,
+            relationship=g.relationship,
+        ))
+    return user
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _throttle_key(identifier: str) -> str:
+    return "id:" + get_runtime().cipher.blind_index(identifier.strip().lower(), "login.identifier")[:60]
+
+
+async def _find_by_identifier(session: AsyncSession, identifier: str) -> User | None:
+    ident = identifier.strip()
+    if "@" in ident:
+        try:
+            return await repo.get_user_by_email(session, normalise_email(ident))
+        except Unprocessable:
+            return None
+    try:
+        return await repo.get_user_by_phone_bidx(session, phone_bidx(normalise_phone(ident)))
+    except Unprocessable:
+        return None
+
+
+def check_not_restricted(user: User, now: datetime) -> None:
+    """Raise 403 when the user is banned, cancelled or suspended right now."""
+    if user.status == UserStatus.banned.value:
+        raise AccountRestricted("this account is banned")
+    if user.status == UserStatus.cancelled.value:
+        raise AccountRestricted("this account is cancelled")
+    if user.status == UserStatus.suspended.value and (user.suspended_until is None or user.suspended_until > now):
+        until = user.suspended_until.isoformat() if user.suspended_until else "further notice"
+        raise AccountRestricted(f"this account is suspended until {until}")
+
+
+async def login(
+    session: AsyncSession, settings: Settings, identifier: str, password: str,
+    ip: str | None = None, user_agent: str | None = None,
+) -> tuple[str, AuthSession, User]:
+    """Check credentials and open a session. Returns the plain token (shown once) and its row."""
+    now = utcnow()
+    window_start = now - timedelta(seconds=settings.login_failure_window_seconds)
+    key = _throttle_key(identifier)
+    if await repo.count_failures(session, key, window_start) >= settings.login_max_failures:
+        oldest = await repo.oldest_failure(session, key, window_start) or now
+        retry = int((oldest - window_start).total_seconds()) + 1
+        raise TooManyRequests(f"too many failed logins; try again in {retry} seconds")
+    user = await _find_by_identifier(session, identifier)
+    ok = verify_password(user.password_hash if user else DUMMY_HASH, password) and user is not None
+    if not ok or user is None:
+        await repo.add(session, LoginAttempt(key=key, at=now))
+        raise Unauthorized("wrong e-mail/phone or password")
+    check_not_restricted(user, now)
+    if user.status == UserStatus.suspended.value:  # suspension has run out
+        user.status = UserStatus.active.value
+        user.suspended_until = None
+    await repo.clear_failures(session, key)
+    token = secrets.token_urlsafe(32)
+    row = AuthSession(
+        user_id=user.id, token_hash=_token_hash(token),
+        expires_at=now + timedelta(seconds=settings.session_ttl_seconds),
+        ip=ip, user_agent=(user_agent or "")[:300] or None,
+    )
+    await repo.add(session, row)
+    return token, row, user
+
+
+async def authenticate(session: AsyncSession, token: str) -> tuple[AuthSession, User]:
+    """The live session and user behind a token, or 401/403."""
+    found = await repo.get_session_by_hash(session, _token_hash(token))
+    now = utcnow()
+    if found is None:
+        raise Unauthorized("invalid session token")
+    auth, user = found
+    if auth.revoked_at is not None or auth.expires_at <= now:
+        raise Unauthorized("session expired or logged out")
+    check_not_restricted(user, now)
+    return auth, user
+
+
+async def logout(session: AsyncSession, auth: AuthSession) -> None:
+    await repo.revoke_session(session, auth.id, utcnow())
+
+
+async def suspend(session: AsyncSession, user_id: uuid.UUID, until: datetime | None) -> User:
+    """Suspend until ``until`` (None: indefinitely) and end the user's open sessions."""
+    user = await get_user_or_404(session, user_id)
+    if user.status != UserStatus.banned.value:
+        user.status = UserStatus.suspended.value
+        user.suspended_until = until
+    await repo.revoke_user_sessions(session, user_id, utcnow())
+    await session.flush()
+    return user
+
+
+async def ban(session: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await get_user_or_404(session, user_id)
+    user.status = UserStatus.banned.value
+    user.suspended_until = None
+    await repo.revoke_user_sessions(session, user_id, utcnow())
+    await session.flush()
+    return user
+
+
+async def reinstate(session: AsyncSession, user_id: uuid.UUID) -> User:
+    """Lift a suspension or ban (e.g. an appeal was upheld for the user)."""
+    user = await get_user_or_404(session, user_id)
+    if user.status in (UserStatus.suspended.value, UserStatus.banned.value):
+        user.status = UserStatus.active.value
+        user.suspended_until = None
+    await session.flush()
+    return user
+
+
+async def get_user_or_404(session: AsyncSession, user_id: uuid.UUID) -> User:
+    from storage.errors import NotFound
+
+    user = await repo.get_user(session, user_id)
+    if user is None:
+        raise NotFound("user not found")
+    return user
+
+
+def decrypt_phone(user: User) -> str | None:
+    if user.phone_ct is None:
+        return None
+    return get_runtime().cipher.decrypt(user.phone_ct, PHONE_CT_CONTEXT.format(pk=user.id)).decode()
+
+
+def to_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id, email=user.email, phone=decrypt_phone(user), display_name=user.display_name,
+        date_of_birth=user.date_of_birth, role=Role(user.role), status=user.status,
+        suspended_until=user.suspended_until, region=user.region, created_at=user.created_at,
+    )
+
+
+def require_role(user: User, *roles: Role) -> None:
+    if user.role not in {r.value for r in roles}:
+        raise Forbidden(f"requires role {' or '.join(r.value for r in roles)}")
+
+

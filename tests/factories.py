@@ -1,0 +1,68 @@
+"""Factories with defaults: make users and log them in through the real HTTP API."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import httpx
+
+from accounts import service
+from accounts.models import Role
+from storage.db import unit_of_work
+from storage.runtime import get_runtime
+
+_seq = itertools.count(1)
+DEFAULT_PASSWORD = "correct horse battery"
+
+
+@dataclass
+class TestUser:
+    id: str
+    email: str
+    password: str
+    role: str
+    token: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def register_body(**overrides: Any) -> dict[str, Any]:
+    n = next(_seq)
+    body: dict[str, Any] = {
+        "email": f"user{n}@example.com",
+        "password": DEFAULT_PASSWORD,
+        "display_name": f"User {n}",
+        "date_of_birth": "1995-05-17",
+        "role": "student",
+    }
+    body.update(overrides)
+    return body
+
+
+async def make_user(role: str | Role = Role.student, **overrides: Any) -> TestUser:
+    """Create a user of any role directly through the service (staff cannot self-register)."""
+    body = register_body(role=Role(role), **overrides)
+    rt = get_runtime()
+    async with unit_of_work(rt.sessionmaker) as session:
+        user = await service.register(session, rt.settings, service.NewUser(
+            email=body["email"], phone=body.get("phone"), password=body["password"],
+            display_name=body["display_name"], date_of_birth=date.fromisoformat(body["date_of_birth"]),
+            role=Role(role),
+        ))
+    return TestUser(id=str(user.id), email=body["email"], password=body["password"], role=Role(role).value)
+
+
+async def login(client: httpx.AsyncClient, user: TestUser) -> TestUser:
+    r = await client.post("/api/v1/auth/login", json={"identifier": user.email, "password": user.password})
+    assert r.status_code == 200, r.text
+    user.token = r.json()["token"]
+    return user
+
+
+async def logged_in(client: httpx.AsyncClient, role: str | Role = Role.student, **overrides: Any) -> TestUser:
+    return await login(client, await make_user(role, **overrides))
