@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from accounts import service
 from accounts.auth import SESSION_COOKIE, CurrentAuth, CurrentUser
+from accounts.models import Role
 from accounts.schemas import LoginIn, LoginOut, RegisterIn, UserOut
 from storage.deps import ClientIP, DbSession, RuntimeDep
 from storage.errors import (
@@ -24,7 +25,9 @@ router = APIRouter(prefix="/api/v1", tags=["accounts"])
              responses=error_responses(Conflict, Unprocessable))
 async def register(body: RegisterIn, session: DbSession, rt: RuntimeDep) -> UserOut:
     """Create a student or teacher account with an e-mail address or a phone number."""
-    user = await service.register(session, rt.settings, service.NewUser(**body.model_dump()))
+    fields = body.model_dump(exclude={"role", "guardian"})
+    new = service.NewUser(**fields, role=Role(body.role), guardian=body.guardian)
+    user = await service.register(session, rt.settings, new)
     return service.to_out(user)
 
 

@@ -70,3 +70,16 @@ async def clear_failures(session: AsyncSession, key: str) -> None:
 async def guardian_consents(session: AsyncSession, user_id: uuid.UUID) -> list[GuardianConsent]:
     q = select(GuardianConsent).where(GuardianConsent.user_id == user_id)
     return list((await session.execute(q)).scalars())
+
+
+async def record_failure_independently(key: str, at: datetime) -> None:
+    """Store a failed login in its own short transaction.
+
+    The request that failed rolls back (it answers 401), but the failure must still count
+    towards throttling, so it cannot ride on the request's session.
+    """
+    from storage.runtime import get_runtime
+
+    async with get_runtime().sessionmaker() as own:
+        own.add(LoginAttempt(key=key, at=at))
+        await own.commit()

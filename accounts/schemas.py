@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -23,7 +24,8 @@ class RegisterIn(BaseModel):
     password: str = Field(max_length=256)
     display_name: str = Field(min_length=1, max_length=120)
     date_of_birth: date
-    role: Role = Role.student
+    # Staff roles are granted by operators (`classguard users create`), never self-registered.
+    role: Literal["student", "teacher"] = "student"
     region: str | None = None
     guardian: GuardianConsentIn | None = None
 

@@ -16,7 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import repository as repo
-from accounts.models import PHONE_CT_CONTEXT, AuthSession, GuardianConsent, LoginAttempt, Role, User, UserStatus
+from accounts.models import PHONE_CT_CONTEXT, AuthSession, GuardianConsent, Role, User, UserStatus
 from accounts.passwords import DUMMY_HASH, hash_password, verify_password, weakness
 from accounts.schemas import GuardianConsentIn, UserOut
 from classguard.settings import Settings
@@ -168,7 +168,7 @@ async def login(
     user = await _find_by_identifier(session, identifier)
     ok = verify_password(user.password_hash if user else DUMMY_HASH, password) and user is not None
     if not ok or user is None:
-        await repo.add(session, LoginAttempt(key=key, at=now))
+        await repo.record_failure_independently(key, now)
         raise Unauthorized("wrong e-mail/phone or password")
     check_not_restricted(user, now)
     if user.status == UserStatus.suspended.value:  # suspension has run out
