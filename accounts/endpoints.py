@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+import uuid
+
+from fastapi import APIRouter, Query, Request, Response, status
 
 from accounts import service
-from accounts.auth import SESSION_COOKIE, CurrentAuth, CurrentUser
-from accounts.models import Role
-from accounts.schemas import LoginIn, LoginOut, RegisterIn, UserOut
+from accounts.auth import SESSION_COOKIE, AdminUser, CurrentAuth, CurrentUser, StaffUser
+from accounts.models import Role, UserStatus
+from accounts.schemas import AccessEntryOut, LoginIn, LoginOut, RegisterIn, UserOut, UserSummary
 from storage.deps import ClientIP, DbSession, RuntimeDep
 from storage.errors import (
     Conflict,
     Forbidden,
+    NotFound,
     TooManyRequests,
     Unauthorized,
     Unprocessable,
@@ -57,3 +60,35 @@ async def logout(auth: CurrentAuth, session: DbSession, response: Response) -> R
 async def me(user: CurrentUser) -> UserOut:
     """The logged-in user's own profile."""
     return service.to_out(user)
+
+
+@router.get("/me/access-log", response_model=list[AccessEntryOut], responses=error_responses(Unauthorized))
+async def my_access_log(user: CurrentUser, session: DbSession) -> list[AccessEntryOut]:
+    """Who on the staff read my personal data, when and why (privacy promise 3)."""
+    from storage.access_log.service import entries_about
+
+    rows = await entries_about(session, user.id)
+    return [AccessEntryOut(at=r.at, actor_role=r.actor_role, action=r.action, resource_type=r.resource_type,
+                           reason=r.reason) for r in rows]
+
+
+@router.get("/users", response_model=list[UserSummary], responses=error_responses(Unauthorized, Forbidden))
+async def list_users(
+    _: AdminUser, session: DbSession,
+    role: Role | None = None, status: UserStatus | None = None,
+    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+) -> list[UserSummary]:
+    """Admins list accounts (without contact data)."""
+    users = await service.list_users(session, role, status, limit, offset)
+    return [UserSummary(id=u.id, display_name=u.display_name, role=Role(u.role), status=u.status,
+                        created_at=u.created_at) for u in users]
+
+
+@router.get("/users/{user_id}", response_model=UserOut,
+            responses=error_responses(Unauthorized, Forbidden, NotFound, Unprocessable))
+async def read_user(
+    user_id: uuid.UUID, staff: StaffUser, session: DbSession,
+    reason: str = Query(..., min_length=3, max_length=2000, description="why you need this person's data"),
+) -> UserOut:
+    """Staff read a user's profile with contact data; the read is logged with the reason."""
+    return await service.staff_read_user(session, staff, user_id, reason)

@@ -83,3 +83,14 @@ async def record_failure_independently(key: str, at: datetime) -> None:
     async with get_runtime().sessionmaker() as own:
         own.add(LoginAttempt(key=key, at=at))
         await own.commit()
+
+
+async def list_users(
+    session: AsyncSession, role: str | None, status: str | None, limit: int, offset: int
+) -> list[User]:
+    q = select(User).order_by(User.created_at, User.id).limit(limit).offset(offset)
+    if role:
+        q = q.where(User.role == role)
+    if status:
+        q = q.where(User.status == status)
+    return list((await session.execute(q)).scalars())

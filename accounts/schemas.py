@@ -53,3 +53,23 @@ class LoginOut(BaseModel):
     token_type: str = "bearer"
     expires_at: datetime
     user: UserOut
+
+
+class UserSummary(BaseModel):
+    """A user as staff lists them: no contact data (reading that is logged, see GET /users/{id})."""
+
+    id: uuid.UUID
+    display_name: str
+    role: Role
+    status: str
+    created_at: datetime
+
+
+class AccessEntryOut(BaseModel):
+    """One read of the user's personal data by staff, as the user sees it."""
+
+    at: datetime
+    actor_role: str
+    action: str
+    resource_type: str
+    reason: str

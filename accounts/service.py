@@ -260,3 +260,22 @@ def require_role(user: User, *roles: Role) -> None:
         raise Forbidden(f"requires role {' or '.join(r.value for r in roles)}")
 
 
+
+
+async def staff_read_user(session: AsyncSession, staff: User, user_id: uuid.UUID, reason: str) -> UserOut:
+    """A staff member reads a user's contact data; the read is written to the access log first."""
+    from storage.access_log.service import record_access
+
+    user = await get_user_or_404(session, user_id)
+    await record_access(
+        session, actor_id=staff.id, actor_role=staff.role, action="read", resource_type="user_contact",
+        resource_id=str(user.id), subject_id=user.id, reason=reason,
+    )
+    return to_out(user)
+
+
+async def list_users(
+    session: AsyncSession, role: Role | None, status: UserStatus | None, limit: int, offset: int
+) -> list[User]:
+    return await repo.list_users(session, role.value if role else None, status.value if status else None,
+                                 limit, offset)
