@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -333,16 +334,15 @@ async def rotate_all(
     report = RotationReport()
     total = 0
     for col in cols:
-        total += await _in_tx(db, lambda s, c=col: _count(s, c))  # type: ignore[misc]
+        total += await _in_tx(db, functools.partial(_count, col=col))
     if progress:
         progress(0, total)
     for col in cols:
         done_here = 0
         last: Any = None
         while True:
-            batch, last_seen, rewrapped, changed = await _in_tx(
-                db, lambda s, c=col, lo=last: _rotate_batch(s, c, cipher, lo, batch_size)  # type: ignore[misc]
-            )
+            step = functools.partial(_rotate_batch, col=col, cipher=cipher, after=last, limit=batch_size)
+            batch, last_seen, rewrapped, changed = await _in_tx(db, step)
             if batch == 0:
                 break
             last = last_seen
