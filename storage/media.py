@@ -182,6 +182,22 @@ class LocalMediaStore:
             raise
         return n
 
+    async def purge_temp(self, older_than_seconds: float = 3600) -> int:
+        """Remove temp files left by writers that died mid-write (a crash, not an exception)."""
+        import time
+
+        def _purge() -> int:
+            if not self._tmp.is_dir():
+                return 0
+            cutoff, n = time.time() - older_than_seconds, 0
+            for p in self._tmp.iterdir():
+                if p.is_file() and p.stat().st_mtime < cutoff:
+                    p.unlink(missing_ok=True)
+                    n += 1
+            return n
+
+        return await asyncio.to_thread(_purge)
+
     async def get_bytes(self, key: str) -> bytes:
         path = self.path_of(key)
         try:

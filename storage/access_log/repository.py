@@ -36,6 +36,11 @@ async def advance_head(session: AsyncSession) -> tuple[int, str]:
     return int(row.seq), str(row.hash)
 
 
+async def lock_head(session: AsyncSession) -> None:
+    """Take the chain lock without extending the chain (a no-op UPDATE locks on both databases)."""
+    await session.execute(sa.update(_head).where(_head.c.id == 1).values(seq=_head.c.seq))
+
+
 async def set_head_hash(session: AsyncSession, seq: int, hash_: str) -> None:
     await session.execute(sa.update(_head).where(_head.c.id == 1, _head.c.seq == seq).values(hash=hash_))
 
@@ -99,7 +104,11 @@ async def entries_for_resource(
 
 
 async def detach_person_ids(session: AsyncSession, user_id: uuid.UUID) -> int:
-    """NULL the raw ids of ``user_id`` in the log and forget their reference. Returns entries touched."""
+    """NULL the raw ids of ``user_id`` in the log and forget their reference. Returns entries touched.
+
+    Holds the chain lock, so no entry about the person is being written meanwhile with the old reference.
+    """
+    await lock_head(session)
     n_actor = await session.execute(
         sa.update(_entries).where(_entries.c.actor_id == user_id).values(actor_id=None)
     )

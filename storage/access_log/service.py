@@ -56,10 +56,11 @@ async def record_access(
         "resource_id": _required("resource_id", resource_id),
         "reason": reason_text,
     }
-    # References first: they may insert a row, and nothing below should wait behind the head lock.
+    # Head lock first: person references are then only ever created by the one transaction
+    # holding it, so two writers can never wait on each other's new reference (deadlock).
+    seq, prev = await repository.advance_head(session)
     actor_ref = await repository.person_ref(session, actor_id) if actor_id else None
     subject_ref = await repository.person_ref(session, subject_id) if subject_id else None
-    seq, prev = await repository.advance_head(session)
     entry = AccessLogEntry(
         id=uuid.uuid4(), seq=seq, at=utcnow(), actor_id=actor_id, actor_ref=actor_ref,
         subject_id=subject_id, subject_ref=subject_ref, prev_hash=prev, **fields,

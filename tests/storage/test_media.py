@@ -184,6 +184,12 @@ async def test_local_failed_write_leaves_no_file(tmp_path: Path) -> None:
     assert not await store.exists("rec/new.webm")
     assert list((tmp_path / "media" / ".tmp").iterdir()) == []
     assert await store.list("") == ["rec/seg.webm"]
+    # A writer killed outright (no exception handler ran) leaves a temp file; it is purged later.
+    stale = tmp_path / "media" / ".tmp" / "dead.part"
+    stale.write_bytes(b"half")
+    os.utime(stale, (0, 0))
+    assert await store.purge_temp(older_than_seconds=60) == 1
+    assert not stale.exists()
 
 
 async def test_s3_store_creates_its_bucket_and_keeps_content_type(moto_endpoint: str) -> None:
