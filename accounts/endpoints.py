@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from accounts import service
 from accounts.auth import SESSION_COOKIE, AdminUser, CurrentAuth, CurrentUser, StaffUser
 from accounts.models import Role, UserStatus
-from accounts.schemas import AccessEntryOut, LoginIn, LoginOut, RegisterIn, UserOut, UserSummary
+from accounts.schemas import AccessEntryOut, CancelIn, LoginIn, LoginOut, RegisterIn, UserOut, UserSummary
 from storage.deps import ClientIP, DbSession, RuntimeDep
 from storage.errors import (
     Conflict,
@@ -92,3 +92,19 @@ async def read_user(
 ) -> UserOut:
     """Staff read a user's profile with contact data; the read is logged with the reason."""
     return await service.staff_read_user(session, staff, user_id, reason)
+
+
+@router.get("/me/export", responses=error_responses(Unauthorized))
+async def export_my_data(user: CurrentUser, session: DbSession) -> dict[str, object]:
+    """Download a copy of my personal data (JSON)."""
+    return await service.export_data(session, user)
+
+
+@router.post("/me/cancel", status_code=status.HTTP_204_NO_CONTENT,
+             responses=error_responses(Unauthorized, Unprocessable))
+async def cancel_my_account(body: CancelIn, user: CurrentUser, session: DbSession, response: Response) -> Response:
+    """Cancel my account: personal data is deleted or anonymised, except what law requires to keep."""
+    await service.cancel_account(session, user, body.password)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.status_code = status.HTTP_204_NO_CONTENT
+    return response

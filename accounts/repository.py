@@ -94,3 +94,7 @@ async def list_users(
     if status:
         q = q.where(User.status == status)
     return list((await session.execute(q)).scalars())
+
+
+async def delete_guardian_consents(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(delete(GuardianConsent).where(GuardianConsent.user_id == user_id))

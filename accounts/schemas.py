@@ -73,3 +73,7 @@ class AccessEntryOut(BaseModel):
     action: str
     resource_type: str
     reason: str
+
+
+class CancelIn(BaseModel):
+    password: str = Field(max_length=256, description="your current password, to confirm")

@@ -279,3 +279,52 @@ async def list_users(
 ) -> list[User]:
     return await repo.list_users(session, role.value if role else None, status.value if status else None,
                                  limit, offset)
+
+
+async def cancel_account(session: AsyncSession, user: User, password: str) -> None:
+    """Cancel the account: anonymise it, end its sessions, detach it from the access log, and
+    let every domain delete or anonymise its data (privacy promise 5)."""
+    from accounts.events import cancellation_hooks
+    from storage.access_log.service import detach_person
+
+    if not verify_password(user.password_hash, password):
+        raise Unauthorized("password does not match")
+    now = utcnow()
+    user.email = None
+    user.phone_ct = None
+    user.phone_bidx = None
+    user.display_name = "Deleted user"
+    user.password_hash = hash_password(secrets.token_urlsafe(32))
+    user.status = UserStatus.cancelled.value
+    user.cancelled_at = now
+    user.suspended_until = None
+    await repo.revoke_user_sessions(session, user.id, now)
+    await repo.delete_guardian_consents(session, user.id)
+    for hook in cancellation_hooks:
+        await hook(session, user.id)
+    await detach_person(session, user.id)
+    await session.flush()
+
+
+async def export_data(session: AsyncSession, user: User) -> dict[str, object]:
+    """A copy of the user's personal data across domains (privacy promise 6)."""
+    from accounts.events import export_providers
+    from storage.access_log.service import entries_about
+
+    consents = await repo.guardian_consents(session, user.id)
+    out: dict[str, object] = {
+        "exported_at": utcnow().isoformat(),
+        "account": to_out(user).model_dump(mode="json"),
+        "guardian_consents": [
+            {"guardian_name": c.guardian_name, "guardian_contact": c.guardian_contact,
+             "relationship": c.relationship, "consented_at": c.consented_at.isoformat()} for c in consents
+        ],
+        "staff_reads_of_my_data": [
+            {"at": e.at.isoformat(), "actor_role": e.actor_role, "resource_type": e.resource_type,
+             "reason": e.reason} for e in await entries_about(session, user.id)
+        ],
+    }
+    for provider in export_providers:
+        name, data = await provider(session, user.id)
+        out[name] = data
+    return out
