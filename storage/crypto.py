@@ -392,10 +392,17 @@ async def _rotate_batch(
         return 0, after, 0, 0
     # The AES work is small but a batch is hundreds of values: keep it off the event loop.
     updates = await asyncio.to_thread(_rewrap_rows, cipher, col, rows)
-    changed = 0
-    for row_pk, old, new in updates:
-        res = await session.execute(sa.update(t).where(pk == row_pk, value == old).values({col.column: new}))
-        changed += 1 - int(getattr(res, "rowcount", 1) or 0)
+    if not updates:
+        return len(rows), rows[-1][0], 0, 0
+    # One executemany per batch; the WHERE on the old token makes a concurrent writer win.
+    stmt = (
+        sa.update(t)
+        .where(pk == sa.bindparam("_pk"), value == sa.bindparam("_old"))
+        .values({col.column: sa.bindparam("_new")})
+    )
+    res = await session.execute(stmt, [{"_pk": p, "_old": o, "_new": n} for p, o, n in updates])
+    written = int(getattr(res, "rowcount", -1) or 0)
+    changed = len(updates) - written if 0 <= written <= len(updates) else 0
     return len(rows), rows[-1][0], len(updates) - changed, changed
 
 
