@@ -6,8 +6,10 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url")
-assert url, "sqlalchemy.url must be set by storage.migrate"
+_url = config.get_main_option("sqlalchemy.url")
+if not _url:
+    raise RuntimeError("sqlalchemy.url must be set by storage.migrate")
+url: str = _url
 
 
 def run() -> None:
