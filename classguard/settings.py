@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     default_region: str = "eu"
     regions: list[str] = Field(default_factory=lambda: ["eu", "us", "cn"])
 
+    # --- retention (privacy promise 4) -------------------------------------------------
+    media_retention_days: float = 30.0  # raw recordings; flags and decisions keep their text
+    retention_sweep_interval_seconds: float = 3600.0
+
     # --- background work ---------------------------------------------------------------
     worker_mode: Literal["inprocess", "celery"] = "inprocess"
     inprocess_concurrency: int = 2
