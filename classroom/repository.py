@@ -1,0 +1,185 @@
+"""All SQL of the classroom domain."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from classroom.models import (
+    Class,
+    Enrollment,
+    LiveSession,
+    Participant,
+    RecordingEvent,
+    SessionStatus,
+    Slice,
+)
+
+Row = Class | Enrollment | LiveSession | Participant | RecordingEvent | Slice
+
+
+async def add(session: AsyncSession, obj: Row) -> None:
+    session.add(obj)
+    await session.flush()
+
+
+# --- classes and enrollment ---------------------------------------------------------------------
+
+
+async def get_class(session: AsyncSession, class_id: uuid.UUID) -> Class | None:
+    return await session.get(Class, class_id)
+
+
+async def classes_of_teacher(session: AsyncSession, teacher_id: uuid.UUID, limit: int, offset: int) -> list[Class]:
+    q = (select(Class).where(Class.teacher_id == teacher_id)
+         .order_by(Class.scheduled_start.desc().nulls_last(), Class.created_at.desc()).limit(limit).offset(offset))
+    return list((await session.scalars(q)).all())
+
+
+async def classes_of_student(session: AsyncSession, student_id: uuid.UUID, limit: int, offset: int) -> list[Class]:
+    q = (select(Class).join(Enrollment, Enrollment.class_id == Class.id)
+         .where(Enrollment.student_id == student_id)
+         .order_by(Class.scheduled_start.desc().nulls_last(), Class.created_at.desc()).limit(limit).offset(offset))
+    return list((await session.scalars(q)).all())
+
+
+async def all_classes(session: AsyncSession, limit: int, offset: int) -> list[Class]:
+    q = select(Class).order_by(Class.created_at.desc()).limit(limit).offset(offset)
+    return list((await session.scalars(q)).all())
+
+
+async def get_enrollment(session: AsyncSession, class_id: uuid.UUID, student_id: uuid.UUID) -> Enrollment | None:
+    q = select(Enrollment).where(Enrollment.class_id == class_id, Enrollment.student_id == student_id)
+    return (await session.scalars(q)).first()
+
+
+async def enrollments_of_class(session: AsyncSession, class_id: uuid.UUID) -> list[Enrollment]:
+    q = select(Enrollment).where(Enrollment.class_id == class_id).order_by(Enrollment.created_at)
+    return list((await session.scalars(q)).all())
+
+
+# --- live sessions ---------------------------------------------------------------------------------
+
+
+async def get_live_session(session: AsyncSession, session_id: uuid.UUID) -> LiveSession | None:
+    return await session.get(LiveSession, session_id)
+
+
+async def live_session_of_class(session: AsyncSession, class_id: uuid.UUID) -> LiveSession | None:
+    q = select(LiveSession).where(LiveSession.class_id == class_id, LiveSession.status == SessionStatus.live.value)
+    return (await session.scalars(q)).first()
+
+
+async def live_sessions_of_classes(session: AsyncSession, class_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    """class id → id of its live session, for the classes that have one."""
+    if not class_ids:
+        return {}
+    q = select(LiveSession.class_id, LiveSession.id).where(
+        LiveSession.class_id.in_(list(class_ids)), LiveSession.status == SessionStatus.live.value)
+    return {row[0]: row[1] for row in (await session.execute(q)).all()}
+
+
+async def all_live_sessions(session: AsyncSession) -> list[LiveSession]:
+    q = select(LiveSession).where(LiveSession.status == SessionStatus.live.value)
+    return list((await session.scalars(q)).all())
+
+
+# --- participants ----------------------------------------------------------------------------------
+
+
+async def open_participations(session: AsyncSession, session_id: uuid.UUID,
+                              user_id: uuid.UUID | None = None) -> list[Participant]:
+    q = select(Participant).where(Participant.session_id == session_id, Participant.left_at.is_(None))
+    if user_id is not None:
+        q = q.where(Participant.user_id == user_id)
+    return list((await session.scalars(q.order_by(Participant.joined_at))).all())
+
+
+async def participations(session: AsyncSession, session_id: uuid.UUID) -> list[Participant]:
+    q = select(Participant).where(Participant.session_id == session_id).order_by(Participant.joined_at)
+    return list((await session.scalars(q)).all())
+
+
+async def close_open_participations(session: AsyncSession, session_id: uuid.UUID | None, at: datetime,
+                                    reason: str) -> int:
+    """Mark every open stay (of one session, or of all sessions) as left."""
+    q = update(Participant).where(Participant.left_at.is_(None))
+    if session_id is not None:
+        q = q.where(Participant.session_id == session_id)
+    result = await session.execute(q.values(left_at=at, left_reason=reason))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- recording events ------------------------------------------------------------------------------
+
+
+async def recording_events(session: AsyncSession, session_id: uuid.UUID,
+                           user_id: uuid.UUID | None = None) -> list[RecordingEvent]:
+    q = select(RecordingEvent).where(RecordingEvent.session_id == session_id)
+    if user_id is not None:
+        q = q.where(RecordingEvent.user_id == user_id)
+    return list((await session.scalars(q.order_by(RecordingEvent.at, RecordingEvent.id))).all())
+
+
+async def last_recording_event(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID,
+                               source: str) -> RecordingEvent | None:
+    q = (select(RecordingEvent)
+         .where(RecordingEvent.session_id == session_id, RecordingEvent.user_id == user_id,
+                RecordingEvent.source == source)
+         .order_by(RecordingEvent.at.desc(), RecordingEvent.id.desc()).limit(1))
+    return (await session.scalars(q)).first()
+
+
+async def sources_on(session: AsyncSession, session_id: uuid.UUID,
+                     user_id: uuid.UUID | None = None) -> list[tuple[uuid.UUID, str]]:
+    """(user, source) pairs whose latest recording event in the session says "on"."""
+    events = await recording_events(session, session_id, user_id)
+    latest: dict[tuple[uuid.UUID, str], bool] = {}
+    for ev in events:  # ordered by time: the last one wins
+        latest[(ev.user_id, ev.source)] = ev.enabled
+    return [key for key, on in latest.items() if on]
+
+
+# --- slices ------------------------------------------------------------------------------------------
+
+
+async def get_slice(session: AsyncSession, slice_id: uuid.UUID) -> Slice | None:
+    return await session.get(Slice, slice_id)
+
+
+async def find_slice(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID, source: str,
+                     seq: int) -> Slice | None:
+    q = select(Slice).where(Slice.session_id == session_id, Slice.user_id == user_id, Slice.source == source,
+                            Slice.seq == seq)
+    return (await session.scalars(q)).first()
+
+
+async def list_slices(session: AsyncSession, *, session_id: uuid.UUID | None = None,
+                      class_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None,
+                      source: str | None = None, status: str | None = None,
+                      limit: int = 100, offset: int = 0) -> list[Slice]:
+    q = select(Slice)
+    if session_id is not None:
+        q = q.where(Slice.session_id == session_id)
+    if class_id is not None:
+        q = q.where(Slice.class_id == class_id)
+    if user_id is not None:
+        q = q.where(Slice.user_id == user_id)
+    if source is not None:
+        q = q.where(Slice.source == source)
+    if status is not None:
+        q = q.where(Slice.status == status)
+    q = q.order_by(Slice.started_at, Slice.source, Slice.seq).limit(limit).offset(offset)
+    return list((await session.scalars(q)).all())
+
+
+async def count_unfinished_slices(session: AsyncSession, session_ids: Sequence[uuid.UUID]) -> int:
+    """Slices of these sessions the pipeline has not finished (status pending or processing)."""
+    q = select(func.count()).select_from(Slice).where(
+        Slice.session_id.in_(list(session_ids)),
+        or_(Slice.status == "pending", Slice.status == "processing"))
+    return int((await session.scalar(q)) or 0)

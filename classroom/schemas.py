@@ -1,0 +1,174 @@
+"""Request and response bodies of the classroom API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Source = Literal["mic", "camera", "screen"]
+
+
+class ClassIn(BaseModel):
+    """A class to create (teacher). Times are ISO 8601 with a zone; they are stored in UTC."""
+
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    scheduled_start: datetime | None = None
+    scheduled_end: datetime | None = None
+
+    @model_validator(mode="after")
+    def _times(self) -> ClassIn:
+        for name in ("scheduled_start", "scheduled_end"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{name} needs a time zone (e.g. 2030-01-01T09:00:00Z)")
+        if self.scheduled_start and self.scheduled_end and self.scheduled_end <= self.scheduled_start:
+            raise ValueError("scheduled_end must be after scheduled_start")
+        if self.scheduled_end and not self.scheduled_start:
+            raise ValueError("scheduled_end needs a scheduled_start")
+        return self
+
+
+class ClassOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    teacher_id: uuid.UUID
+    title: str
+    description: str
+    scheduled_start: datetime | None
+    scheduled_end: datetime | None
+    created_at: datetime
+    live_session_id: uuid.UUID | None = None
+
+
+class EnrollmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    class_id: uuid.UUID
+    student_id: uuid.UUID
+    created_at: datetime
+
+
+class SessionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    class_id: uuid.UUID
+    status: Literal["live", "ended"]
+    started_at: datetime
+    started_by: uuid.UUID | None
+    ended_at: datetime | None
+    ended_by: uuid.UUID | None
+    end_reason: str | None
+
+
+class JoinOut(BaseModel):
+    """Where to connect: open the WebSocket at ``signal_path`` (token in ``?token=`` or the cookie)."""
+
+    session: SessionOut
+    role: Literal["teacher", "student"]
+    signal_path: str
+    ice_servers: list[dict[str, Any]]
+
+
+class ParticipantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+    joined_at: datetime
+    left_at: datetime | None
+    left_reason: str | None
+
+
+class ControlIn(BaseModel):
+    """A moderation control on a live class; the reason is stored with the recording event."""
+
+    reason: str | None = Field(default=None, max_length=300)
+
+
+class MuteIn(ControlIn):
+    source: Source = "mic"
+
+
+class ControlOut(BaseModel):
+    session_id: uuid.UUID
+    user_id: uuid.UUID | None = None
+    action: Literal["mute", "unmute", "remove", "end"]
+    applied_live: bool = Field(description="whether the relay had the participant/room connected")
+
+
+class RecordingEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    source: Source
+    enabled: bool
+    at: datetime
+    by: Literal["participant", "moderator", "system"]
+    by_user_id: uuid.UUID | None
+    reason: str | None
+
+
+class SliceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    class_id: uuid.UUID
+    user_id: uuid.UUID
+    source: Literal["mic", "screen", "snapshot"]
+    media_key: str
+    content_type: str
+    started_at: datetime
+    ended_at: datetime
+    duration_s: float
+    size_bytes: int
+    seq: int
+    close_reason: str
+    status: Literal["pending", "processing", "done", "failed"]
+    error: str | None
+    legal_hold: bool
+    media_deleted_at: datetime | None
+    created_at: datetime
+
+
+class OfferCheckIn(BaseModel):
+    sdp: str = Field(description="an SDP offer as the browser would send it on the publish connection")
+
+
+class OfferedMediaOut(BaseModel):
+    mid: str
+    kind: str
+    direction: str
+    codecs: list[str]
+
+
+class OfferCheckOut(BaseModel):
+    ok: bool = True
+    media: list[OfferedMediaOut]
+    accepted_codecs: dict[str, str]
+
+
+class IceConfigOut(BaseModel):
+    ice_servers: list[dict[str, Any]]
+
+
+class ProcessStatsOut(BaseModel):
+    """Resource use of the serving process (for ``classguard load-test``)."""
+
+    pid: int
+    cpu_seconds: float
+    rss_bytes: int
+    threads: int
+    rooms: int
+    participants: int
+    relay: dict[str, Any] = Field(default_factory=dict)

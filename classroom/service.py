@@ -1,0 +1,401 @@
+"""Rules of the classroom: classes, enrollment, live sessions, moderation controls, the
+consent/recording trail and slices. Services flush, never commit.
+
+The moderation domain enforces decisions through ``mute_participant``, ``remove_participant``
+and ``end_session`` (ids in, no HTTP user needed); their effect on the running relay starts
+after the caller's transaction commits (see ``classroom.after_commit``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accounts.models import Role, User
+from classroom import auth, live
+from classroom import repository as repo
+from classroom.after_commit import after_commit
+from classroom.events import announce_slice_created
+from classroom.models import (
+    Class,
+    Enrollment,
+    EventActor,
+    LiveSession,
+    Participant,
+    RecordingEvent,
+    SessionStatus,
+    Slice,
+    SliceStatus,
+)
+from classroom.schemas import ClassIn, ClassOut
+from storage.db import utcnow
+from storage.errors import Conflict, Forbidden, NotFound
+from storage.media import MediaStore
+
+log = logging.getLogger("classguard.classroom")
+
+CONTENT_TYPES = {"mic": "audio/webm", "screen": "video/webm", "snapshot": "video/webm"}
+
+
+# --- classes and enrollment ---------------------------------------------------------------------
+
+
+async def create_class(session: AsyncSession, teacher: User, body: ClassIn) -> Class:
+    cls = Class(teacher_id=teacher.id, title=body.title.strip(), description=body.description,
+                scheduled_start=body.scheduled_start, scheduled_end=body.scheduled_end)
+    await repo.add(session, cls)
+    return cls
+
+
+async def get_class(session: AsyncSession, class_id: uuid.UUID) -> Class:
+    cls = await repo.get_class(session, class_id)
+    if cls is None:
+        raise NotFound("class not found")
+    return cls
+
+
+async def to_out(session: AsyncSession, classes: list[Class]) -> list[ClassOut]:
+    live_ids = await repo.live_sessions_of_classes(session, [c.id for c in classes])
+    out = []
+    for c in classes:
+        item = ClassOut.model_validate(c)
+        item.live_session_id = live_ids.get(c.id)
+        out.append(item)
+    return out
+
+
+async def list_classes(session: AsyncSession, user: User, limit: int, offset: int) -> list[Class]:
+    """A teacher's own classes, a student's enrolled ones, every class for staff."""
+    if user.role == Role.teacher.value:
+        return await repo.classes_of_teacher(session, user.id, limit, offset)
+    if auth.is_staff(user):
+        return await repo.all_classes(session, limit, offset)
+    return await repo.classes_of_student(session, user.id, limit, offset)
+
+
+async def enroll(session: AsyncSession, class_id: uuid.UUID, student: User) -> tuple[Enrollment, bool]:
+    """Enroll a student (idempotent); returns the enrollment and whether it is new."""
+    cls = await get_class(session, class_id)
+    if student.role != Role.student.value:
+        raise Forbidden("only students enroll in classes")
+    found = await repo.get_enrollment(session, cls.id, student.id)
+    if found is not None:
+        return found, False
+    enrollment = Enrollment(class_id=cls.id, student_id=student.id)
+    await repo.add(session, enrollment)
+    return enrollment, True
+
+
+async def enrollments_of(session: AsyncSession, class_id: uuid.UUID) -> list[Enrollment]:
+    return await repo.enrollments_of_class(session, class_id)
+
+
+# --- live sessions ---------------------------------------------------------------------------------
+
+
+async def start_session(session: AsyncSession, cls: Class, by: User) -> tuple[LiveSession, bool]:
+    """The class's live session, started now if none is live; returns it and whether it is new.
+
+    A second concurrent start loses on the partial unique index (one live session per class).
+    """
+    current = await repo.live_session_of_class(session, cls.id)
+    if current is not None:
+        return current, False
+    started = LiveSession(class_id=cls.id, status=SessionStatus.live.value, started_by=by.id)
+    await repo.add(session, started)
+    return started, True
+
+
+async def live_session_of(session: AsyncSession, class_id: uuid.UUID) -> LiveSession | None:
+    return await repo.live_session_of_class(session, class_id)
+
+
+async def join_class(session: AsyncSession, class_id: uuid.UUID,
+                     user: User) -> tuple[LiveSession, Literal["teacher", "student"]]:
+    """Authorise ``user`` for the class and return its live session (the first join starts it)."""
+    cls = await get_class(session, class_id)
+    role = await auth.join_role(session, cls, user)
+    live_session, _ = await start_session(session, cls, user)
+    await _refuse_removed(session, live_session.id, user.id)
+    return live_session, role
+
+
+async def get_session(session: AsyncSession, session_id: uuid.UUID) -> tuple[LiveSession, Class]:
+    ls = await repo.get_live_session(session, session_id)
+    if ls is None:
+        raise NotFound("live session not found")
+    cls = await get_class(session, ls.class_id)
+    return ls, cls
+
+
+async def authorize_join(session: AsyncSession, session_id: uuid.UUID,
+                         user: User) -> tuple[LiveSession, Class, Literal["teacher", "student"]]:
+    """May ``user`` connect to this session now? 404 unknown, 403 not a member (or removed), 409 ended."""
+    ls, cls = await get_session(session, session_id)
+    role = await auth.join_role(session, cls, user)
+    if ls.status != SessionStatus.live.value:
+        raise Conflict("this live session has ended")
+    await _refuse_removed(session, ls.id, user.id)
+    return ls, cls, role
+
+
+async def _refuse_removed(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    stays = [p for p in await repo.participations(session, session_id) if p.user_id == user_id]
+    if stays and stays[-1].left_reason == "removed":
+        raise Forbidden("you were removed from this live session")
+
+
+async def participant_joined(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID,
+                             role: str) -> Participant:
+    row = Participant(session_id=session_id, user_id=user_id, role=role)
+    await repo.add(session, row)
+    return row
+
+
+async def participant_left(session: AsyncSession, participant_row_id: uuid.UUID, reason: str = "left") -> None:
+    """Close one stay, unless something (remove, end) already closed it with its own reason."""
+    row = await session.get(Participant, participant_row_id)
+    if row is not None and row.left_at is None:
+        row.left_at = utcnow()
+        row.left_reason = reason
+        await session.flush()
+
+
+async def user_left_room(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID,
+                         reason: str = "left") -> None:
+    for row in await repo.open_participations(session, session_id, user_id):
+        row.left_at = utcnow()
+        row.left_reason = reason
+    await session.flush()
+
+
+# --- consent / recording events --------------------------------------------------------------------
+
+
+async def record_source_change(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID, source: str,
+                               enabled: bool, at: datetime, by: str, by_user_id: uuid.UUID | None = None,
+                               reason: str | None = None) -> RecordingEvent | None:
+    """Store an on/off of one source, if it changes the stored state (reports are idempotent:
+    the relay confirming a moderator's mute the service already recorded adds nothing)."""
+    last = await repo.last_recording_event(session, session_id, user_id, source)
+    currently_on = last is not None and last.enabled
+    if currently_on == enabled:
+        return None
+    if last is not None and at < last.at:
+        at = last.at  # keep the trail ordered even if clocks of two reporters differ slightly
+    event = RecordingEvent(session_id=session_id, user_id=user_id, source=source, enabled=enabled, at=at,
+                           by=by, by_user_id=by_user_id, reason=reason)
+    await repo.add(session, event)
+    return event
+
+
+async def _switch_off(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID | None,
+                      sources: set[str] | None, by_user_id: uuid.UUID | None, reason: str | None) -> None:
+    """Record "off" for every source the trail says is on (of one user or everyone)."""
+    by = EventActor.moderator.value if by_user_id is not None else EventActor.system.value
+    now = utcnow()
+    for uid, source in await repo.sources_on(session, session_id, user_id):
+        if sources is None or source in sources:
+            await record_source_change(session, session_id, uid, source, False, now, by, by_user_id, reason)
+
+
+# --- moderation controls (also the moderation domain's enforcement API) ---------------------------
+
+
+async def _live_participant(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID) -> LiveSession:
+    ls = await repo.get_live_session(session, session_id)
+    if ls is None:
+        raise NotFound("live session not found")
+    if ls.status != SessionStatus.live.value:
+        raise Conflict("this live session has ended")
+    stays = [p for p in await repo.participations(session, session_id) if p.user_id == user_id]
+    if not stays:
+        raise NotFound("this user has not joined the live session")
+    return ls
+
+
+async def mute_participant(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID,
+                           by_user_id: uuid.UUID | None, reason: str | None, source: str = "mic") -> bool:
+    """Mute one source of a participant: it stops being forwarded and recorded at once.
+
+    Returns whether the participant is connected to the relay right now. ``by_user_id=None``
+    means an automated decision (recorded as by "system").
+    """
+    await _live_participant(session, session_id, user_id)
+    await _switch_off(session, session_id, user_id, {source}, by_user_id, reason)
+    after_commit(session, lambda: live.mute(session_id, user_id, source, True, by_user_id, reason),
+                 f"mute {session_id}/{user_id}/{source}")
+    return live.is_connected(session_id, user_id)
+
+
+async def unmute_participant(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID,
+                             by_user_id: uuid.UUID | None, reason: str | None, source: str = "mic") -> bool:
+    """Lift a mute; the source is on again only if the participant still has it switched on
+    (the relay reports that, and the recording event is written then)."""
+    await _live_participant(session, session_id, user_id)
+    after_commit(session, lambda: live.mute(session_id, user_id, source, False, by_user_id, reason),
+                 f"unmute {session_id}/{user_id}/{source}")
+    return live.is_connected(session_id, user_id)
+
+
+async def remove_participant(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID,
+                             by_user_id: uuid.UUID | None, reason: str | None) -> bool:
+    """Disconnect a participant and keep them out of this session (they may not rejoin it)."""
+    await _live_participant(session, session_id, user_id)
+    connected = live.is_connected(session_id, user_id)
+    await _switch_off(session, session_id, user_id, None, by_user_id, reason)
+    now = utcnow()
+    stays = [p for p in await repo.participations(session, session_id) if p.user_id == user_id]
+    for stay in stays:
+        if stay.left_at is None:
+            stay.left_at, stay.left_reason = now, "removed"
+    # The latest stay says "removed" even if it had already closed: that is what blocks a rejoin.
+    stays[-1].left_reason = "removed"
+    await session.flush()
+    after_commit(session, lambda: live.remove(session_id, user_id, by_user_id, reason),
+                 f"remove {session_id}/{user_id}")
+    return connected
+
+
+async def end_session(session: AsyncSession, session_id: uuid.UUID, by_user_id: uuid.UUID | None,
+                      reason: str | None) -> LiveSession:
+    """End a live session: everyone is disconnected, every open segment closes. Idempotent."""
+    ls = await repo.get_live_session(session, session_id)
+    if ls is None:
+        raise NotFound("live session not found")
+    if ls.status == SessionStatus.ended.value:
+        return ls
+    now = utcnow()
+    ls.status = SessionStatus.ended.value
+    ls.ended_at = now
+    ls.ended_by = by_user_id
+    ls.end_reason = reason or ("ended by the teacher or a moderator" if by_user_id else "ended by the system")
+    await _switch_off(session, session_id, None, None, by_user_id, reason or "session ended")
+    await repo.close_open_participations(session, session_id, now, "ended")
+    await session.flush()
+    after_commit(session, lambda: live.end_room(session_id, by_user_id, reason), f"end {session_id}")
+    return ls
+
+
+async def close_stale_state(session: AsyncSession) -> int:
+    """After a restart nobody is connected: close open stays and sources of live sessions.
+
+    Sessions stay live (participants reconnect); the trail says recording stopped at restart.
+    """
+    sessions = await repo.all_live_sessions(session)
+    now = utcnow()
+    for ls in sessions:
+        await _switch_off(session, ls.id, None, None, None, "server restarted")
+    await repo.close_open_participations(session, None, now, "server-restart")
+    return len(sessions)
+
+
+# --- reading the trail and the slices --------------------------------------------------------------
+
+
+async def recording_events(session: AsyncSession, session_id: uuid.UUID, user: User) -> list[RecordingEvent]:
+    _, cls = await get_session(session, session_id)
+    only = await auth.events_visible_to(session, cls, user)
+    return await repo.recording_events(session, session_id, only)
+
+
+async def participants(session: AsyncSession, session_id: uuid.UUID, user: User) -> list[Participant]:
+    _, cls = await get_session(session, session_id)
+    if not auth.is_staff(user):
+        await auth.join_role(session, cls, user)
+    return await repo.participations(session, session_id)
+
+
+# --- slices ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SegmentFacts:
+    """What the recorder (or crash recovery) knows about one finished segment file."""
+
+    room_id: uuid.UUID  # the live session id
+    participant_id: uuid.UUID  # the user id
+    source: str  # "mic" | "screen" | "snapshot"
+    path: Path
+    seq: int
+    started_at: datetime
+    ended_at: datetime
+    duration: float
+    close_reason: str
+
+
+SliceOutcome = Literal["created", "exists", "discard", "unknown-session"]
+
+
+def slice_media_key(session_id: uuid.UUID, user_id: uuid.UUID, source: str, seq: int) -> str:
+    return f"slices/{session_id}/{user_id}/{source}/{seq:06d}.webm"
+
+
+def count_packets(path: Path) -> int:
+    """Packets that demux from a WebM file (0 for an unreadable one). Blocking: call in a thread."""
+    import av
+
+    try:
+        container = av.open(str(path), format="webm")
+    except (av.FFmpegError, OSError, ValueError):
+        return 0
+    try:
+        return sum(1 for p in container.demux(container.streams[0]) if p.size > 0)
+    except (av.FFmpegError, ValueError, EOFError):
+        return 0
+    finally:
+        container.close()
+
+
+async def create_slice(session: AsyncSession, media: MediaStore,
+                       facts: SegmentFacts) -> tuple[Slice | None, SliceOutcome]:
+    """Store a finished segment as a slice and announce it, in the caller's transaction.
+
+    Idempotent on (session, user, source, seq): a segment announced twice (callback, then crash
+    recovery) yields one slice. The file goes to the media store before the row, so a committed
+    row always has its media; an unreadable file is never turned into a slice.
+    """
+    ls = await repo.get_live_session(session, facts.room_id)
+    if ls is None:
+        return None, "unknown-session"
+    existing = await repo.find_slice(session, facts.room_id, facts.participant_id, facts.source, facts.seq)
+    if existing is not None:
+        return existing, "exists"
+    if await asyncio.to_thread(count_packets, facts.path) == 0:
+        return None, "discard"
+    key = slice_media_key(facts.room_id, facts.participant_id, facts.source, facts.seq)
+    content_type = CONTENT_TYPES.get(facts.source, "video/webm")
+    size = await media.put_file(key, facts.path, content_type)
+    row = Slice(
+        session_id=ls.id, class_id=ls.class_id, user_id=facts.participant_id, source=facts.source,
+        media_key=key, content_type=content_type, started_at=facts.started_at, ended_at=facts.ended_at,
+        duration_s=facts.duration, size_bytes=size, seq=facts.seq, close_reason=facts.close_reason,
+        status=SliceStatus.pending.value,
+    )
+    await repo.add(session, row)
+    await announce_slice_created(session, row.id)
+    return row, "created"
+
+
+async def get_slice(session: AsyncSession, slice_id: uuid.UUID) -> Slice:
+    row = await repo.get_slice(session, slice_id)
+    if row is None:
+        raise NotFound("slice not found")
+    return row
+
+
+async def list_slices(session: AsyncSession, *, session_id: uuid.UUID | None = None,
+                      class_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None,
+                      source: str | None = None, status: str | None = None,
+                      limit: int = 100, offset: int = 0) -> list[Slice]:
+    if session_id is not None:
+        await get_session(session, session_id)
+    return await repo.list_slices(session, session_id=session_id, class_id=class_id, user_id=user_id,
+                                  source=source, status=status, limit=limit, offset=offset)
