@@ -1,7 +1,9 @@
 """ORM models of the moderation pipeline: per-stage progress, analysis results, flags, policies.
 
 Every stage is keyed by (slice id, stage) so at-least-once delivery never duplicates work;
-flags are keyed by (slice id, rule id, start in ms) so re-running a slice never duplicates them.
+flags are keyed by (slice id, rule id, start in ms, fingerprint) so re-running a slice never
+duplicates them (the fingerprint tells apart two hits of one rule that start at the same time,
+e.g. two phone numbers on one slide).
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ class Flag(IdMixin, TimestampMixin, Base):
     """One rule hit on one slice, with its evidence. Text survives media retention."""
 
     __tablename__ = "moderation_flags"
-    __table_args__ = (UniqueConstraint("slice_id", "rule_id", "start_ms", name="uq_flags_slice_rule_start"),)
+    __table_args__ = (
+        UniqueConstraint("slice_id", "rule_id", "start_ms", "fingerprint", name="uq_flags_slice_rule_start_fp"),
+    )
 
     slice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("slices.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
@@ -91,6 +95,8 @@ class Flag(IdMixin, TimestampMixin, Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # box, frame_time, carried_from…
     auto_action: Mapped[str | None] = mapped_column(String(40))
     automated_detection: Mapped[bool] = mapped_column(Boolean, default=True)
+    # rules.Hit.fingerprint: stable for the same text under the same policy (rule, value, n-th).
+    fingerprint: Mapped[str] = mapped_column(String(32), default="")
 
 
 class PolicyVersion(IdMixin, TimestampMixin, Base):
