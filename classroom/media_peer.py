@@ -27,7 +27,7 @@ from aiortc import (
 
 from classroom.encoded import hook_sender_keyframe
 from classroom.media_source import EncodedSource, SubscriberTrack
-from classroom.signaling import Channel, SignalingError, parse_offer, validate_answer
+from classroom.signaling import Channel, ChannelClosed, SignalingError, parse_offer, validate_answer
 
 log = logging.getLogger("classguard.relay")
 
@@ -228,8 +228,11 @@ class PeerSession:
             tracks = {s.transceiver.mid: {"participant_id": str(s.key[0]), "source": s.key[1]}
                       for s in self.slots if s.key is not None and s.transceiver.mid is not None}
             self._answer = asyncio.get_running_loop().create_future()
-            await self.channel.send({"type": "offer", "pc": "subscribe", "sdp": pc.localDescription.sdp,
-                                     "tracks": tracks})
+            try:
+                await self.channel.send({"type": "offer", "pc": "subscribe", "sdp": pc.localDescription.sdp,
+                                         "tracks": tracks})
+            except ChannelClosed:
+                return
             if first:
                 first = False
                 self._spawn(self._watch_ice(pc))
@@ -241,11 +244,16 @@ class PeerSession:
                 return
             finally:
                 self._answer = None
+            if self.closed:
+                return
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             except Exception as exc:  # a bad answer: say so and offer again
-                await self.channel.send({"type": "error", "error": "BadRequest",
-                                         "detail": f"answer could not be applied: {exc}"})
+                try:
+                    await self.channel.send({"type": "error", "error": "BadRequest",
+                                             "detail": f"answer could not be applied: {exc}"})
+                except ChannelClosed:
+                    return
                 self._renegotiate = True
                 continue
             for slot in started:
