@@ -168,6 +168,7 @@ class Bot:
         self.participants: list[dict[str, Any]] = []
         self.received: dict[tuple[str, str], int] = defaultdict(int)
         self.first_video_keyframe: dict[tuple[str, str], bool] = {}
+        self.video_keyframe_flags: dict[tuple[str, str], list[bool]] = defaultdict(list)  # first 10 frames
         self.tracks: dict[str, tuple[str, str]] = {}  # subscribe mid -> (participant_id, source)
         self.ended = asyncio.Event()
         self.welcome = asyncio.Event()
@@ -253,6 +254,7 @@ class Bot:
             key = (info["participant_id"], info["source"])
             if self.tracks.get(mid) != key:
                 self.first_video_keyframe.pop(key, None)
+                self.video_keyframe_flags.pop(key, None)
             self.tracks[mid] = key
         await self.subscribe_pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="offer"))
         await self.subscribe_pc.setLocalDescription(await self.subscribe_pc.createAnswer())
@@ -268,8 +270,12 @@ class Bot:
             if key is None:
                 return
             self.received[key] += 1
-            if track.kind == "video" and key not in self.first_video_keyframe:
-                self.first_video_keyframe[key] = vp8_is_keyframe(frame.data)
+            if track.kind == "video":
+                if key not in self.first_video_keyframe:
+                    self.first_video_keyframe[key] = vp8_is_keyframe(frame.data)
+                flags = self.video_keyframe_flags[key]
+                if len(flags) < 10:
+                    flags.append(vp8_is_keyframe(frame.data))
 
         # count encoded frames without decoding: cheap enough for load tests
         tap_receiver(t.receiver, count)
