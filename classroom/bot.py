@@ -320,6 +320,11 @@ class Bot:
 
     # --- scripted sources -------------------------------------------------------------------
 
+    def publish(self, source: str, track: MediaStreamTrack, windows: Sequence[Window] = ((0.0, None),),
+                *, misbehave: bool = False) -> asyncio.Task[None]:
+        """Publish any track as ``source`` ("mic" | "camera" | "screen") during ``windows``."""
+        return self._schedule(source, track, windows, misbehave)
+
     def _schedule(self, source: str, track: MediaStreamTrack, windows: Sequence[Window],
                   misbehave: bool = False) -> asyncio.Task[None]:
         async def run() -> None:

@@ -8,6 +8,7 @@ Interface for the classroom domain (which owns the DB, routes and auth)::
         segment_seconds=10.0,                       # rolling segment length
         snapshot_interval=30.0,                     # camera keyframe kept every N s (0: never)
         ice_timeout=20.0,                           # drop a participant whose ICE never completes
+        record=True,                                # False: forward only, write nothing
         callbacks=RelayCallbacks(on_segment_closed=…, on_source_changed=…, on_participant_left=…),
     )
     recovered = relay.recover()                     # leftover spool files after a crash (call once)
@@ -120,6 +121,7 @@ class Participant:
                                        request_keyframe=self._keyframe("camera"), **common),
         }
         self.snapshot_interval = relay.snapshot_interval
+        self.records = relay.record
 
     def _keyframe(self, source: str) -> Callable[[], None]:
         def request() -> None:
@@ -132,8 +134,8 @@ class Participant:
         sources = {
             name: {
                 "enabled": st.declared, "muted": st.muted, "active": st.active,
-                "recording": st.open and name != "camera",
-                "snapshots": st.open and name == "camera" and self.snapshot_interval > 0,
+                "recording": st.open and name != "camera" and self.records,
+                "snapshots": st.open and name == "camera" and self.snapshot_interval > 0 and self.records,
             }
             for name, st in self.sources.items()
         }
@@ -162,8 +164,9 @@ class Relay:
 
     def __init__(self, spool_dir: Path, ice_servers: list[dict[str, Any]] | None = None, *,
                  segment_seconds: float = 10.0, snapshot_interval: float = 30.0, ice_timeout: float = 20.0,
-                 callbacks: RelayCallbacks | None = None) -> None:
+                 callbacks: RelayCallbacks | None = None, record: bool = True) -> None:
         check_internals()
+        self.record = record  # False: forward only (benchmarks, relay-only nodes); never records more
         self.spool_dir = Path(spool_dir)
         self.ice_servers = list(ice_servers or [])
         self.segment_seconds = segment_seconds
@@ -347,7 +350,7 @@ class Relay:
                     if enc is not None:
                         bound_now.add(id(enc))
                         enc.open = is_open
-                    if is_open:
+                    if is_open and self.record:
                         sink.enable()
                     elif sink.enabled:
                         sink.disable(reason or self._close_reason(room, p, st))
@@ -377,8 +380,8 @@ class Relay:
             st = p.sources[name]
             await self._broadcast(room, {
                 "type": "source_state", "participant_id": str(p.id), "source": name, "enabled": st.declared,
-                "muted": st.muted, "active": st.active, "recording": is_open and name != "camera",
-                "snapshots": is_open and name == "camera" and self.snapshot_interval > 0,
+                "muted": st.muted, "active": st.active, "recording": is_open and name != "camera" and self.record,
+                "snapshots": is_open and name == "camera" and self.snapshot_interval > 0 and self.record,
             })
             if self.callbacks.on_source_changed is not None:
                 try:
