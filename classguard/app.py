@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -101,4 +102,11 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         router = getattr(mod, "router", None)
         if router is not None:
             app.include_router(router)
+    # Review lives in a sub-package of moderation: its API (+ /metrics) and its console page.
+    if importlib.util.find_spec("moderation.review.endpoints") is not None:
+        from moderation.review import console
+        from moderation.review import endpoints as review_endpoints
+
+        app.include_router(review_endpoints.router)
+        app.include_router(console.router)
     return app
