@@ -54,7 +54,7 @@ def decode_webm(path: Path) -> Decoded:
                 continue
             for frame in decoded:
                 frames += 1
-                if stream.type == "audio":
+                if isinstance(frame, av.AudioFrame):
                     pcm = frame.to_ndarray().astype(np.float64)
                     if frame.format.name.startswith("s16"):
                         pcm /= 32768.0

@@ -36,6 +36,13 @@ def settings(settings: Settings) -> Settings:
     return settings
 
 
+@pytest.fixture(autouse=True)
+def classroom_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the classroom's side of the hook: no pipeline consumes the slices
+    (the composition root's wiring to moderation is tested end to end elsewhere)."""
+    monkeypatch.setattr(events, "slice_created_hooks", [])
+
+
 def decode_audio(data: bytes, path: Path) -> tuple[int, float]:
     """(decoded frames, RMS on a 0..1 scale) of every packet of a WebM audio file."""
     path.write_bytes(data)
