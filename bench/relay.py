@@ -266,7 +266,7 @@ def scenarios(quick: bool) -> list[tuple[str, list[Scenario], int]]:
     return out
 
 
-async def main_async(quick: bool) -> None:
+async def main_async(quick: bool, only: str | None = None) -> None:
     window = 4.0 if quick else 5.0
     fps = 30
     rows = []
@@ -274,6 +274,8 @@ async def main_async(quick: bool) -> None:
     audio_cost: dict[str, float] = {}
     started = time.monotonic()
     for label, (with_n, base_sc), divisor in scenarios(quick):
+        if only and only not in label:
+            continue
         results = []
         for sc in (with_n, base_sc):
             key = (sc.path, sc.video, sc.video_source, sc.subscribers, sc.record)
@@ -305,6 +307,7 @@ async def main_async(quick: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", metavar="TEXT", help="run only the rows whose label contains TEXT")
     parser.add_argument("--bots", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--subscribers", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--video", default=None, help=argparse.SUPPRESS)
@@ -316,7 +319,7 @@ def main() -> None:
     if args.bots:
         asyncio.run(run_bots(args.bots, args.subscribers, args.video, args.video_source, args.fps, args.stock))
     else:
-        asyncio.run(main_async(args.quick))
+        asyncio.run(main_async(args.quick, args.only))
 
 
 if __name__ == "__main__":
