@@ -72,10 +72,14 @@ async def claim_next(staff: StaffUser, session: DbSession, body: ClaimNextIn | N
 
 @api.get("/moderation/items/{item_id}", response_model=ItemDetail,
          responses=error_responses(*STAFF_ERRORS, NotFound))
-async def item(item_id: uuid.UUID, staff: StaffUser, session: DbSession) -> ItemDetail:
+async def item(
+    item_id: uuid.UUID, staff: StaffUser, session: DbSession,
+    reason: Annotated[str | None, Query(min_length=3, max_length=2000,
+                                        description="why (access log); default: review of this item")] = None,
+) -> ItemDetail:
     """One item: flags, transcript with the hits, screen evidence, class and teacher, the
-    participant's earlier flags and decisions."""
-    return await service.item_detail(session, staff, await service.get_item_or_404(session, item_id))
+    participant's earlier flags and decisions. The read is written to the access log."""
+    return await service.item_detail(session, staff, await service.get_item_or_404(session, item_id), reason)
 
 
 @api.post("/moderation/items/{item_id}/claim", response_model=ItemDetail,

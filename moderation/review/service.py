@@ -33,6 +33,7 @@ from moderation.review.schemas import (
     QueuePage,
     SliceOut,
 )
+from storage.access_log.service import record_access
 from storage.db import utcnow
 from storage.errors import Conflict, NotFound
 from storage.runtime import get_runtime
@@ -140,10 +141,19 @@ async def release(session: AsyncSession, staff: User, item_id: uuid.UUID) -> Rev
     return item
 
 
-async def item_detail(session: AsyncSession, staff: User, item: ReviewItem) -> ItemDetail:
+async def item_detail(session: AsyncSession, staff: User, item: ReviewItem, reason: str | None = None) -> ItemDetail:
     """Everything on one item: the slice, flags, transcript with hits, screen evidence, the
-    class and its teacher, the participant's earlier flags and decisions, this item's case."""
+    class and its teacher, the participant's earlier flags and decisions, this item's case.
+
+    The transcript and screen text are personal data: the read goes to the access log, with the
+    moderator's reason or, by default, the review of this item as the purpose.
+    """
     now = utcnow()
+    await record_access(
+        session, actor_id=staff.id, actor_role=staff.role, action="read", resource_type="transcript",
+        resource_id=item.slice_id, subject_id=item.user_id,
+        reason=reason or f"moderation review of flagged item {item.id}",
+    )
     flags = await repo.flags_of_slice(session, item.slice_id)
     analysis = await repo.analysis_of(session, item.slice_id)
     sl = await classroom_repo.get_slice(session, item.slice_id)
