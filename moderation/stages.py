@@ -12,8 +12,10 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
 from moderation import artefacts
@@ -76,19 +78,33 @@ async def _decode_audio(rt: Runtime, claim: Claim) -> np.ndarray:
         return await asyncio.to_thread(load_audio_16k, path)
 
 
-async def _sample(rt: Runtime, claim: Claim, max_frames: int | None = None) -> list[SampledFrame]:
+async def _sample(rt: Runtime, claim: Claim, *, first_only: bool = False) -> list[SampledFrame]:
     _check_media(claim)
     async with artefacts.local_file(rt.media, claim.media_key) as path:
         info = await asyncio.to_thread(probe, path)
         if not info.has_video:
             raise MediaError(f"{path.name}: the file has no picture (no video stream, not an image)")
-        if max_frames is None:
-            frames = await asyncio.to_thread(sample_frames, path, info=info)
+        if first_only and info.kind == "video":
+            frames = await asyncio.to_thread(_first_frame, path)
+        elif first_only:
+            frames = await asyncio.to_thread(sample_frames, path, info=info, max_frames=1)
         else:
-            frames = await asyncio.to_thread(sample_frames, path, info=info, max_frames=max_frames)
+            frames = await asyncio.to_thread(sample_frames, path, info=info)
         if not frames:
             raise MediaError(f"{path.name}: no frame could be decoded")
         return frames
+
+
+def _first_frame(path: Path) -> list[SampledFrame]:
+    # A camera snapshot is a one-frame WebM; ``sample_frames``' fps filter yields nothing for a
+    # single frame, so decode that frame directly.
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                return [SampledFrame(0.0, frame.to_ndarray(format="bgr24"))]
+    except (av.FFmpegError, ValueError):
+        raise MediaError(f"{path.name}: not a readable picture (damaged, or not an image or video)") from None
+    return []
 
 
 async def work_media(rt: Runtime, claim: Claim) -> dict[str, Any]:
@@ -156,7 +172,7 @@ async def work_vision(rt: Runtime, claim: Claim) -> dict[str, Any]:
     if claim.source == "snapshot":
         from moderation.faces import detect_faces
 
-        frames = await _sample(rt, claim, max_frames=1)
+        frames = await _sample(rt, claim, first_only=True)
         async with slot("vision"):
             faces = await asyncio.to_thread(detect_faces, frames[0].image, min_size=SNAPSHOT_MIN_FACE)
         return {"faces": len(faces), "_analysis": {"faces": len(faces)}}
