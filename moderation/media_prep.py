@@ -35,7 +35,7 @@ DEFAULT_MAX_DURATION = 3 * 3600.0
 DEFAULT_MAX_FRAMES = 8
 # Mean absolute grey-level difference (0..255) in the most changed region of a thumbnail that
 # counts as a new scene (see ``_scene_change``); video noise stays well under 2.
-DEFAULT_DIFF_THRESHOLD = 4.0
+DEFAULT_DIFF_THRESHOLD = 6.0
 DEFAULT_SAMPLE_FPS = 2.0
 # Frames wider than this are scaled down before OCR: more pixels cost time, not accuracy.
 MAX_FRAME_WIDTH = 1280
@@ -216,8 +216,8 @@ def _warnings(stderr: bytes) -> list[str]:
     return out
 
 
-_THUMB = (320, 180)
-_GRID = 4
+_THUMB = (480, 272)
+_GRID = 16
 
 
 def _thumb(image: np.ndarray) -> np.ndarray:
@@ -226,7 +226,7 @@ def _thumb(image: np.ndarray) -> np.ndarray:
 
 
 def _scene_change(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute grey difference of the most changed cell of a 4x4 grid.
+    """Mean absolute grey difference of the most changed cell of a 16x16 grid.
 
     The whole-frame mean would miss what matters on a screen share: a new line of text on a
     static slide changes a few percent of the pixels, well under one grey level on average.

@@ -148,7 +148,9 @@ class _Joined:
     pieces: list[_Piece] = field(default_factory=list)
 
     @classmethod
-    def of(cls, carried: Sequence[TextSpan], spans: Sequence[TextSpan]) -> _Joined:
+    def of(cls, carried: Sequence[TextSpan], spans: Sequence[TextSpan], source: str = "speech") -> _Joined:
+        # OCR boxes are separate pieces of a screen: numbers must not run from one into the next.
+        sep = " | " if source == "screen" else " "
         parts: list[str] = []
         pieces: list[_Piece] = []
         pos = 0
@@ -158,12 +160,12 @@ class _Joined:
                 if not text:
                     continue
                 if parts:
-                    parts.append(" ")
-                    pos += 1
+                    parts.append(sep)
+                    pos += len(sep)
                 pieces.append(_Piece(s, pos, pos + len(text), flag))
                 parts.append(text)
                 pos += len(text)
-        return cls(Doc.build("".join(parts)), pieces)
+        return cls(Doc.build("".join(parts), source), pieces)
 
     def touched(self, raw_start: int, raw_end: int) -> list[_Piece]:
         return [p for p in self.pieces if p.raw_start < raw_end and raw_start < p.raw_end]
@@ -314,7 +316,7 @@ def _screen_hits(policy: Policy, spans: list[TextSpan], locale: str | None) -> l
     first_seen: dict[tuple[str, str], Hit] = {}
     order: list[tuple[str, str]] = []
     for t in sorted(frames):
-        joined = _Joined.of([], frames[t])
+        joined = _Joined.of([], frames[t], "screen")
         for m in _matches(policy, joined, "screen", locale):
             made = _hit(m.rule, m, joined, "screen")
             if made is None:

@@ -9,6 +9,7 @@ number or card number, never several (``claim`` + ``priority`` settle that).
 from __future__ import annotations
 
 import importlib
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +62,21 @@ class DigitRun:
     written: bool  # typed or shown as digits, not spoken as number words
     plus: bool  # "+86 ..." or "plus 86 ..."
     quantity: bool = False  # thousands separators ("1,400,000"): an amount, never a phone or card
+    groups: tuple[str, ...] = ()
+
+    @property
+    def counting(self) -> bool:
+        """ "1, 2, 3, 4, 5, 6, 7, 8, 9, 10": a class counting, not a number to dial."""
+        if len(self.groups) < 5:
+            return False
+        values = [int(g) for g in self.groups]
+        steps = {b - a for a, b in itertools.pairwise(values)}
+        return steps in ({1}, {-1})
+
+    @property
+    def identifier(self) -> bool:
+        """Could be a phone, card or identity number (not an amount, not counting)."""
+        return not self.quantity and not self.counting
 
 
 @dataclass
@@ -69,12 +85,13 @@ class Doc:
 
     raw: str
     norm: NormText
+    source: str = "speech"
     runs: list[DigitRun] = field(default_factory=list)
 
     @classmethod
-    def build(cls, raw: str) -> Doc:
+    def build(cls, raw: str, source: str = "speech") -> Doc:
         norm = normalise(raw)
-        doc = cls(raw, norm)
+        doc = cls(raw, norm, source)
         doc.runs = _digit_runs(doc)
         return doc
 
@@ -113,7 +130,8 @@ def _digit_runs(doc: Doc) -> list[DigitRun]:
         ra, rb = doc.norm.raw_range(s, e)
         written = not re.search(r"[^\W\d_]", doc.raw[ra:rb])
         plus = bool(_PLUS_BEFORE.search(text[max(0, s - 6) : s]))
-        runs.append(DigitRun(digits, s, e, written, plus, quantity))
+        groups = tuple(text[a:b] for a, b in current)
+        runs.append(DigitRun(digits, s, e, written, plus, quantity, groups))
         current.clear()
         quantity = False
 
@@ -190,7 +208,7 @@ def detect_phone(policy: Policy, rule: Rule, doc: Doc) -> list[Match]:
     weak = _patterns(policy, rule, "weak", p.weak_cues)
     out = []
     for run in doc.runs:
-        if run.quantity:
+        if not run.identifier:
             continue
         n = len(run.digits)
         if not p.min_digits <= n <= p.max_digits or doc.text[run.end : run.end + 2].lstrip().startswith("@"):
@@ -201,8 +219,9 @@ def detect_phone(policy: Policy, rule: Rule, doc: Doc) -> list[Match]:
             conf = min(1.0, p.confidence + (0.1 if valid else 0.0))
         elif valid and (weak_cue := _find_cue(weak, doc.text, run.start, run.end, p.window_words)):
             cue, conf = weak_cue, p.confidence - 0.1
-        elif valid and run.written and (run.plus or n >= 10):
-            # Shown like a real number with no words around it (a screen, a chat line).
+        elif valid and doc.source == "screen" and run.written and (run.plus or n >= 10):
+            # Shown like a real number with no words around it. Not for speech: recognisers
+            # write digits for any spoken number, counting included.
             conf = p.confidence - 0.25
         else:
             continue
@@ -218,7 +237,7 @@ def detect_national_id(policy: Policy, rule: Rule, doc: Doc) -> list[Match]:
     cues = _patterns(policy, rule, "cues", p.cues)
     out = []
     for run in doc.runs:
-        if run.quantity:
+        if not run.identifier:
             continue
         tail = _TRAILING_X.match(doc.text[run.end :])
         for scheme in p.schemes:
@@ -275,7 +294,7 @@ def detect_bank_card(policy: Policy, rule: Rule, doc: Doc) -> list[Match]:
     out = []
     for run in doc.runs:
         network = card_network(run.digits)
-        if run.quantity or network is None or not luhn.is_valid(run.digits):
+        if not run.identifier or network is None or not luhn.is_valid(run.digits):
             continue
         cue = _find_cue(cues, doc.text, run.start, run.end, p.window_words)
         conf = p.cue_confidence if cue else p.confidence

@@ -28,6 +28,10 @@ SCALE = {"hundred": 100, "thousand": 1000}
 # "oh" and "o" are zero only inside a run of other numbers ("oh four one"), never alone ("oh, I see").
 _WEAK_ZERO = {"oh", "o"}
 _NUMBER_WORDS = set(UNITS) | set(TEENS) | set(TENS) | set(REPEAT) | set(SCALE)
+# Words speech recognisers write for spoken digits ("oh four one to three"): digits only when
+# numbers stand on both sides.
+HOMOPHONES = {"to": "two", "too": "two", "for": "four"}
+_STRONG_NUMBER = set(UNITS) - _WEAK_ZERO | set(TEENS) | set(TENS)
 
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+|\s+|.", re.DOTALL)
 # What may sit between two number words of one run: spaces, a comma, a hyphen.
@@ -79,6 +83,18 @@ def _fold(raw: str) -> NormText:
 
 def _is_word(tok: str) -> bool:
     return tok[:1].isalpha()
+
+
+def _resolve_homophones(tokens: list[str]) -> list[str]:
+    out = list(tokens)
+    for k, tok in enumerate(tokens):
+        if tok not in HOMOPHONES:
+            continue
+        prev_tok = next((tokens[i] for i in range(k - 1, -1, -1) if not tokens[i].isspace()), "")
+        next_tok = next((tokens[i] for i in range(k + 1, len(tokens)) if not tokens[i].isspace()), "")
+        if all(t.isdigit() or t in _STRONG_NUMBER for t in (prev_tok, next_tok)):
+            out[k] = HOMOPHONES[tok]
+    return out
 
 
 def _mark_number_tokens(tokens: list[str]) -> list[bool]:
@@ -176,7 +192,7 @@ def normalise(raw: str) -> NormText:
     folded = _fold(raw)
     ftext = folded.text
     spans = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(ftext)]
-    tokens = [t for t, _, _ in spans]
+    tokens = _resolve_homophones([t for t, _, _ in spans])
     marked = _mark_number_tokens(tokens)
     out = _Builder()
 
