@@ -208,3 +208,27 @@ async def test_leftovers_become_slices_or_are_discarded_with_a_log_line(
     discarded = [r.getMessage() for r in caplog.records if "discarding" in r.getMessage()]
     assert any("000071" in m for m in discarded) and any("000072" in m for m in discarded)
     assert not list(seg_dir.iterdir())  # nothing broken is left to be picked up again
+
+
+async def test_leaving_mid_segment_closes_a_playable_last_slice(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    setup = await make_class(client)
+    sid = (await join(client, setup.id, setup.teacher))["session"]["id"]
+    student = await attend(sid, setup.student, "student")
+    student.bot.publish_mic()
+    await asyncio.sleep(3.0)  # one 2 s slice closed, the next one open when the student leaves
+    await student.leave()
+    moderator = await logged_in(client, "moderator")
+
+    async def mic() -> list[dict[str, Any]]:
+        rows = (await client.get(f"/api/v1/sessions/{sid}/slices", headers=moderator.headers)).json()
+        return [s for s in rows if s["source"] == "mic"]
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while not any(s["close_reason"] == "left" for s in await mic()):
+        assert asyncio.get_running_loop().time() < deadline, await mic()
+        await asyncio.sleep(0.2)
+    rows = await mic()
+    assert [s["close_reason"] for s in rows] == ["boundary", "left"]
+    last = rows[-1]
+    frames, _ = decode_audio(await get_runtime().media.get_bytes(last["media_key"]), tmp_path / "last.webm")
+    assert frames > 0 and last["duration_s"] > 0.3
