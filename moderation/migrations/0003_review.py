@@ -1,4 +1,4 @@
-"""moderation review: queue items, decisions, appeals, strikes, restrictions, recording opens, event log
+"""moderation review: queue items, decisions, appeals (+ appeal sessions), strikes, restrictions, recording opens, event log
 
 Revision ID: moderation_0003
 Revises: moderation_0002
@@ -198,6 +198,17 @@ def upgrade() -> None:
     op.create_index("ix_moderation_recording_opens_staff_id", "moderation_recording_opens", ["staff_id"])
 
     op.create_table(
+        "moderation_appeal_sessions",
+        sa.Column("id", sa.Uuid(), primary_key=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        _user_fk("user_id", "CASCADE", nullable=False),
+        sa.Column("token_hash", sa.String(64), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.UniqueConstraint("token_hash", name="uq_moderation_appeal_sessions_token_hash"),
+    )
+    op.create_index("ix_moderation_appeal_sessions_user_id", "moderation_appeal_sessions", ["user_id"])
+
+    op.create_table(
         "moderation_events",
         sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
                   autoincrement=True),
@@ -233,6 +244,6 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS moderation_events_no_truncate ON moderation_events")
         op.execute("DROP TRIGGER IF EXISTS moderation_events_append_only ON moderation_events")
         op.execute("DROP FUNCTION IF EXISTS moderation_events_append_only()")
-    for table in ("moderation_events", "moderation_recording_opens", "moderation_restrictions",
+    for table in ("moderation_events", "moderation_appeal_sessions", "moderation_recording_opens", "moderation_restrictions",
                   "moderation_strikes", "moderation_appeals", "moderation_decisions", "moderation_review_items"):
         op.drop_table(table)

@@ -4,12 +4,45 @@ user sees and appeals only decisions about themselves."""
 
 from __future__ import annotations
 
-from accounts.auth import AdminUser, CurrentUser, StaffUser
-from accounts.models import Role, User
-from moderation.review.models import Decision, ItemStatus, ReviewItem
-from storage.errors import Forbidden, NotFound
+from typing import Annotated
 
-__all__ = ["AdminUser", "CurrentUser", "StaffUser", "check_may_claim", "check_owns_decision", "is_admin", "is_staff"]
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from accounts import service as accounts
+from accounts.auth import AdminUser, CurrentUser, StaffUser, token_from_request
+from accounts.models import Role, User
+from moderation.review import restricted_access
+from moderation.review.models import Decision, ItemStatus, ReviewItem
+from storage.deps import DbSession
+from storage.errors import Forbidden, NotFound, Unauthorized
+
+__all__ = ["AdminUser", "CurrentUser", "DecisionReader", "StaffUser", "check_may_claim", "check_owns_decision",
+           "is_admin", "is_staff"]
+
+
+_bearer = HTTPBearer(auto_error=False, description="a login token, or an appeal token for a restricted account")
+
+
+async def decision_reader(
+    request: Request, session: DbSession,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The user reading their decisions or appealing: an ordinary session, or, for a suspended
+    or banned account, an appeal token (``POST /api/v1/appeals/session``)."""
+    token = token_from_request(request, creds)
+    if not token:
+        raise Unauthorized("not logged in")
+    try:
+        return (await accounts.authenticate(session, token))[1]
+    except (Unauthorized, accounts.AccountRestricted):
+        user = await restricted_access.user_for_token(session, token)
+        if user is None:
+            raise
+        return user
+
+
+DecisionReader = Annotated[User, Depends(decision_reader)]
 
 
 def is_admin(user: User) -> bool:

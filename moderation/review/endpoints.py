@@ -11,10 +11,11 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from accounts.models import User
+from accounts.schemas import LoginIn
 from classroom import repository as classroom_repo
-from moderation.review import appeals, decisions, explanations, metrics, recordings, service, views
+from moderation.review import appeals, decisions, explanations, metrics, recordings, restricted_access, service, views
 from moderation.review import repository as repo
-from moderation.review.auth import CurrentUser, StaffUser, is_staff
+from moderation.review.auth import DecisionReader, StaffUser, is_staff
 from moderation.review.models import Appeal, DisplayStatus
 from moderation.review.repository import QueueFilter
 from moderation.review.schemas import (
@@ -22,6 +23,7 @@ from moderation.review.schemas import (
     AppealDecisionResult,
     AppealIn,
     AppealOut,
+    AppealSessionOut,
     ClaimNextIn,
     ClaimOut,
     DecisionIn,
@@ -36,8 +38,16 @@ from moderation.review.schemas import (
     StatementOfReasons,
 )
 from storage.db import utcnow
-from storage.deps import DbSession
-from storage.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable, error_responses
+from storage.deps import ClientIP, DbSession
+from storage.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+    error_responses,
+)
 
 api = APIRouter(prefix="/api/v1", tags=["moderation review"])
 STAFF_ERRORS = (Unauthorized, Forbidden)
@@ -171,7 +181,7 @@ async def recording_frame(open_id: uuid.UUID, staff: StaffUser, session: DbSessi
 
 
 @api.get("/me/decisions", response_model=list[StatementOfReasons], responses=error_responses(Unauthorized))
-async def my_decisions(user: CurrentUser, session: DbSession,
+async def my_decisions(user: DecisionReader, session: DbSession,
                        limit: Annotated[int, Query(ge=1, le=200)] = 50,
                        offset: Annotated[int, Query(ge=0)] = 0) -> list[StatementOfReasons]:
     """Every decision about me, with what was detected, by which rule version, the evidence,
@@ -181,19 +191,29 @@ async def my_decisions(user: CurrentUser, session: DbSession,
 
 @api.get("/me/decisions/{decision_id}", response_model=StatementOfReasons,
          responses=error_responses(Unauthorized, NotFound))
-async def my_decision(decision_id: uuid.UUID, user: CurrentUser, session: DbSession) -> StatementOfReasons:
+async def my_decision(decision_id: uuid.UUID, user: DecisionReader, session: DbSession) -> StatementOfReasons:
     return await explanations.my_decision(session, user, decision_id)
+
+
+@api.post("/appeals/session", response_model=AppealSessionOut, status_code=status.HTTP_201_CREATED,
+          responses=error_responses(Unauthorized, Conflict, TooManyRequests))
+async def appeal_session(body: LoginIn, request: Request, session: DbSession, ip: ClientIP) -> AppealSessionOut:
+    """For a suspended or banned account (which cannot log in): a short-lived token that only
+    reads the decisions about you and files appeals. 409 for an account that is not restricted."""
+    token, expires = await restricted_access.open_session(session, body.identifier, body.password, ip,
+                                                          request.headers.get("user-agent"))
+    return AppealSessionOut(token=token, expires_at=expires)
 
 
 @api.post("/appeals", response_model=AppealOut, status_code=status.HTTP_201_CREATED,
           responses=error_responses(Unauthorized, NotFound, Conflict, Unprocessable))
-async def file_appeal(body: AppealIn, user: CurrentUser, session: DbSession) -> AppealOut:
+async def file_appeal(body: AppealIn, user: DecisionReader, session: DbSession) -> AppealOut:
     """Appeal a decision about me, once. 404 for a decision that is not about me."""
     return views.appeal_out(await appeals.file_appeal(session, user, body))
 
 
 @api.get("/appeals/{appeal_id}", response_model=AppealOut, responses=error_responses(Unauthorized, NotFound))
-async def get_appeal(appeal_id: uuid.UUID, user: CurrentUser, session: DbSession) -> AppealOut:
+async def get_appeal(appeal_id: uuid.UUID, user: DecisionReader, session: DbSession) -> AppealOut:
     appeal = await appeals.get_appeal_for(session, user, appeal_id, staff=is_staff(user))
     return views.appeal_staff(appeal) if is_staff(user) else views.appeal_out(appeal)
 

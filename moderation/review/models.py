@@ -223,6 +223,18 @@ class RecordingOpen(IdMixin, Base):
     expires_at: Mapped[datetime]
 
 
+class AppealSession(IdMixin, TimestampMixin, Base):
+    """A short-lived token for a suspended or banned user, good only for reading the decisions
+    about them and appealing (the EU DSA wants complaints open to restricted users too; their
+    ordinary sessions end with the restriction). Only the token's SHA-256 is stored."""
+
+    __tablename__ = "moderation_appeal_sessions"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+
+
 class ModerationEvent(Base):
     """One line of the moderation event log. Append-only (database triggers refuse edits,
     except unlinking a cancelled person). ``seq`` gives a total order."""

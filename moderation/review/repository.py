@@ -16,6 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from moderation.models import Flag, SliceAnalysis
 from moderation.review.models import (
     Appeal,
+    AppealSession,
     AppealStatus,
     Decision,
     DisplayStatus,
@@ -378,3 +379,8 @@ async def logged_flag_ids(session: AsyncSession, item_id: uuid.UUID) -> set[str]
 async def redact_appeals_of(session: AsyncSession, user_id: uuid.UUID, text: str) -> None:
     await session.execute(sa.update(Appeal).where(Appeal.user_id == user_id).values(text=text)
                           .execution_options(synchronize_session=False))
+
+
+async def appeal_session_by_hash(session: AsyncSession, token_hash: str) -> AppealSession | None:
+    stmt = sa.select(AppealSession).where(AppealSession.token_hash == token_hash)
+    return (await session.scalars(stmt)).first()

@@ -261,6 +261,11 @@ class AppealIn(BaseModel):
     text: str = Field(min_length=10, max_length=5000, description="why the decision is wrong, in your words")
 
 
+class AppealSessionOut(BaseModel):
+    token: str = Field(description="send as 'Authorization: Bearer'; only for your decisions and appeals")
+    expires_at: datetime
+
+
 class EvidenceOut(BaseModel):
     quote: str
     start_s: float
