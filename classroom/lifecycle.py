@@ -94,8 +94,9 @@ def make_callbacks(rt: Runtime) -> RelayCallbacks:
                                                by_user_id, reason)
 
     async def on_participant_left(room_id: uuid.UUID, participant_id: uuid.UUID) -> None:
-        async with unit_of_work(rt.sessionmaker) as session:
-            await service.user_left_room(session, room_id, participant_id, "left")
+        # Each connection closes its own stay when it ends (``endpoints.attend``); closing "every
+        # open stay of this user" here could close a reconnect's new stay by mistake.
+        log.info("participant %s left session %s", participant_id, room_id)
 
     return RelayCallbacks(on_segment_closed=on_segment_closed, on_source_changed=on_source_changed,
                           on_participant_left=on_participant_left)

@@ -168,14 +168,6 @@ async def participant_left(session: AsyncSession, participant_row_id: uuid.UUID,
         await session.flush()
 
 
-async def user_left_room(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID,
-                         reason: str = "left") -> None:
-    for row in await repo.open_participations(session, session_id, user_id):
-        row.left_at = utcnow()
-        row.left_reason = reason
-    await session.flush()
-
-
 # --- consent / recording events --------------------------------------------------------------------
 
 
