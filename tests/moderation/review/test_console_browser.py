@@ -1,0 +1,151 @@
+"""The moderators' console in real Chromium (Debian package, Playwright), against ``classguard
+serve``: a moderator logs in, opens the top item, plays the slice (real espeak-ng speech in
+WebM, served with HTTP ranges) and confirms a suspension with an explanation; the suspended
+user's next login fails with 403; the user appeals, a second moderator overturns on the page,
+and the user can log in again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from accounts.models import User
+from classguard.bootstrap import build_runtime
+from classguard.settings import Settings
+from storage.runtime import set_runtime
+from tests.classroom.live_server import PASSWORD, LiveServer
+from tests.factories import make_user
+from tests.moderation.review.factory import flag_slice, live_room
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    srv = LiveServer(tmp_path / "var").start()
+    yield srv
+    srv.stop()
+
+
+async def _seed(data_dir: Path) -> dict[str, Any]:
+    """Users and one flagged slice, written into the server's database and media directory."""
+    rt = build_runtime(Settings(data_dir=data_dir))
+    try:
+        room = await live_room()
+        sid, _ = await flag_slice(room)
+        first = await make_user("moderator")
+        second = await make_user("moderator")
+        async with rt.sessionmaker() as s:
+            student = await s.get(User, room.speakers[-1])
+            assert student is not None
+            email = student.email
+        return {"slice_id": str(sid), "student_email": email, "first": first.email, "second": second.email}
+    finally:
+        await rt.engine.dispose()
+        set_runtime(None)
+
+
+def _login_page(browser: Any, base: str, email: str) -> Any:
+    context = browser.new_context()  # a fresh profile: no cookies from the other moderator
+    page = context.new_page()
+    page.on("console", lambda m: print(f"[{email} console] {m.type}: {m.text}") if m.type == "error" else None)
+    page.goto(f"{base}/moderation")
+    page.fill("#login-identifier", email)
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_selector(".queue-item", timeout=20_000)
+    return page
+
+
+def _login_status(base: str, email: str) -> int:
+    return httpx.post(f"{base}/api/v1/auth/login", json={"identifier": email, "password": PASSWORD},
+                      timeout=30).status_code
+
+
+def test_moderator_suspends_in_the_console_and_an_appeal_lifts_it(server: LiveServer) -> None:
+    from playwright.sync_api import sync_playwright
+
+    seeded = asyncio.run(_seed(server.data_dir))
+    base = server.base
+    assert _login_status(base, seeded["student_email"]) == 200
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = _login_page(browser, base, seeded["first"])
+            # Open the top item (claims it) and play the recording.
+            page.click(".queue-item >> nth=0")
+            page.wait_for_selector("#detail:not([hidden])")
+            page.wait_for_function("document.querySelector('#media').readyState >= 2", timeout=20_000)
+            assert page.inner_text("#transcript mark") == "5551234567"
+            page.locator("body").press(" ")  # keyboard: play
+            page.wait_for_function("document.querySelector('#media').currentTime > 0.5", timeout=20_000)
+            page.click("#flags button.jump >> nth=0")  # seek to the flag (a byte-range request)
+            page.wait_for_function("document.querySelector('#media').currentTime >= 2.0", timeout=20_000)
+
+            # Confirm (keyboard "c"), suspend for 7 days, with a reason and an explanation.
+            page.evaluate("document.activeElement.blur()")  # shortcuts are off while typing in a field
+            page.keyboard.press("c")
+            assert page.is_checked("#outcome-confirm")
+            page.select_option("#action", "suspend")
+            page.fill("#days", "7")
+            page.fill("#reason", "phone number to take lessons off-platform")
+            page.fill("#explanation", "You shared your phone number in class to arrange lessons outside the "
+                                      "platform. Your account is suspended for 7 days.")
+            page.click("#decide-submit")
+            page.wait_for_function("document.querySelector('#notice').textContent.startsWith('Decided: confirm')",
+                                   timeout=20_000)
+            assert "suspend" in page.inner_text("#notice")
+        finally:
+            browser.close()
+
+        # The suspended user cannot log in; they appeal with an appeal-only token.
+        assert _login_status(base, seeded["student_email"]) == 403
+        r = httpx.post(f"{base}/api/v1/appeals/session",
+                       json={"identifier": seeded["student_email"], "password": PASSWORD}, timeout=30)
+        assert r.status_code == 201, r.text
+        headers = {"Authorization": f"Bearer {r.json()['token']}"}
+        [statement] = httpx.get(f"{base}/api/v1/me/decisions", headers=headers, timeout=30).json()
+        assert statement["action"] == "suspend" and statement["duration_days"] == 7
+        assert statement["automated_decision"] == "partially" and "phone number" in statement["explanation"]
+        r = httpx.post(f"{base}/api/v1/appeals", headers=headers, timeout=30, json={
+            "decision_id": statement["decision_id"], "text": "I read out the school office's number, not mine."})
+        assert r.status_code == 201, r.text
+
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = _login_page(browser, base, seeded["second"])
+            page.click(".queue-item >> nth=0")
+            page.wait_for_selector("#appeal:not([hidden])")
+            assert "school office" in page.inner_text("#appeal-text")
+            page.select_option("#appeal-outcome", "overturn")
+            page.fill("#appeal-reason", "the number is the school's public line")
+            page.fill("#appeal-explanation", "The number you read out is the school's office line. "
+                                             "The suspension is lifted.")
+            page.click("#appeal-submit")
+            page.wait_for_function("document.querySelector('#notice').textContent === 'Appeal overturned.'",
+                                   timeout=20_000)
+        finally:
+            browser.close()
+
+    assert _login_status(base, seeded["student_email"]) == 200
+    # The playback was logged: one recording open per moderator who played it.
+    admin_login = httpx.post(f"{base}/api/v1/auth/login", json={"identifier": seeded["second"],
+                                                                "password": PASSWORD}, timeout=30)
+    token = admin_login.json()["token"]
+    queue = httpx.get(f"{base}/api/v1/moderation/queue", params={"status": "decided"},
+                      headers={"Authorization": f"Bearer {token}"}, timeout=30).json()["items"]
+    item_id = next(i["id"] for i in queue if i["slice_id"] == seeded["slice_id"])
+    events = httpx.get(f"{base}/api/v1/moderation/items/{item_id}/events",
+                       headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("recording_opened") == 2 and "overturned" in kinds
