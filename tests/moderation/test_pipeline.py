@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from classroom.models import Slice
 from moderation import events
@@ -132,9 +132,8 @@ async def test_rerunning_every_stage_never_duplicates_flags_or_announcements(cli
         # A redelivery that finds every stage unfinished (as after a crash) redoes all of it,
         # with duplicate jobs of every stage in flight at once.
         async with unit_of_work(rt.sessionmaker) as s:
-            await s.execute(StageRun.__table__.update().where(StageRun.slice_id == sid)
-                            .values(status="pending"))
-            await s.execute(Slice.__table__.update().where(Slice.id == sid).values(status="processing"))
+            await s.execute(update(StageRun).where(StageRun.slice_id == sid).values(status="pending"))
+            await s.execute(update(Slice).where(Slice.id == sid).values(status="processing"))
         for name in ("moderation.media", "moderation.media", "moderation.asr", "moderation.rules"):
             await rt.dispatcher.submit(name, {"slice_id": str(sid)})
         await drain()

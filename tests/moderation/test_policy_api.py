@@ -49,6 +49,7 @@ async def test_only_admins_install_and_bad_policies_are_refused_with_every_probl
     assert r.status_code == 422 and r.json()["error"] == "ValidationError"
     detail = r.json()["detail"]
     assert "custom.lesson_words" in detail and "x.regex" in detail  # every problem, named by rule
+    bad: Any
     for bad in ([], {"version": "v"}, {"version": "v", "rules": []}):
         r = await client.put(URL, json=bad, headers=admin.headers)
         assert r.status_code == 422 and set(r.json()) == {"error", "detail"}, bad
