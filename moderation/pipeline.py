@@ -19,10 +19,15 @@ the plain reason. Anything else is transient: the stage goes back to ``pending``
 is raised so the dispatcher retries with backoff; after ``task_max_attempts`` attempts (counted
 in the database, so restarts do not reset them) the slice fails with the last error.
 
-The rules stage reads a speaker's speech across slice boundaries: it starts only once the
-previous slice of the same speaker and source (if it ended less than ``CARRY_GAP_SECONDS``
-before) is finished, takes that slice's carry, and stores its own for the next one. A slice
-reaching ``done`` or ``failed`` wakes the next slice's rules stage.
+The rules stage reads a speaker's speech across slice boundaries: for a mic slice it starts
+only once the same speaker's previous mic slice in the session (if it ended less than
+``CARRY_GAP_SECONDS`` before) is finished, takes that slice's carry, and stores its own for the
+next one (status ``waiting`` meanwhile). A slice reaching ``done`` or ``failed`` wakes the next
+slice's rules stage. Screen and snapshot slices stand alone.
+
+Intermediate artefacts (16 kHz audio, sampled frames) go to the media store under
+``derived/<slice id>/`` so the ASR and vision stages can run on other machines; they are deleted
+when the slice ends (see ``moderation.artefacts``).
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ TASK_OF: dict[Stage, str] = {
 TERMINAL = ("done", "failed")
 # A speaker's previous slice counts as "the same stretch of speech" if it ended this close before.
 CARRY_GAP_SECONDS = 15.0
+# Only speech runs on across slices; a screen frame is complete in itself (see ``moderation.rules``).
+CARRY_SOURCES = frozenset({"mic"})
 
 
 # --- plan helpers ----------------------------------------------------------------------------------
@@ -213,6 +220,8 @@ async def _claim(rt: Runtime, sid: uuid.UUID, stage: Stage) -> Claim | None:
 
 
 async def _must_wait_for_previous(session: AsyncSession, sl: Slice) -> bool:
+    if sl.source not in CARRY_SOURCES:
+        return False
     prev = await repo.previous_slice(session, sl)
     if prev is None or _gap_seconds(prev, sl) > CARRY_GAP_SECONDS:
         return False
@@ -225,8 +234,8 @@ async def _fail(rt: Runtime, sid: uuid.UUID, stage: Stage, reason: str, *, perma
     async with unit_of_work(rt.sessionmaker) as session:
         sl = await repo.lock_slice(session, sid)
         run = await repo.get_stage_run(session, sid, stage.value)
-        if sl is None or run is None:
-            return True
+        if sl is None or run is None or sl.status in TERMINAL or run.status == "done":
+            return True  # gone, or finished meanwhile by another run of the same stage
         run.error = reason
         final = final or run.attempts >= rt.settings.task_max_attempts
         if final:
@@ -325,6 +334,8 @@ async def work_rules(rt: Runtime, claim: Claim) -> dict[str, Any]:
 
 
 async def _carry_for(session: AsyncSession, sl: Slice) -> tuple[CarryState | None, uuid.UUID | None]:
+    if sl.source not in CARRY_SOURCES:
+        return None, None
     prev = await repo.previous_slice(session, sl)
     if prev is None or prev.status != "done" or _gap_seconds(prev, sl) > CARRY_GAP_SECONDS:
         return None, None
