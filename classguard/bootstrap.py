@@ -6,6 +6,7 @@ Each domain may provide ``endpoints.router``, ``tasks`` (registers jobs), ``mode
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import logging
@@ -72,11 +73,18 @@ async def start_runtime(settings: Settings, *, start_workers: bool = True, lifec
         for mod in domain_modules("lifecycle"):
             if hasattr(mod, "startup"):
                 await mod.startup(rt)
+        if settings.retention_sweep_interval_seconds > 0:
+            from classguard.maintenance import retention_loop
+
+            rt.extras["retention_task"] = asyncio.create_task(retention_loop(rt), name="retention")
     return rt
 
 
 async def stop_runtime() -> None:
     rt = get_runtime()
+    if (sweeper := rt.extras.get("retention_task")) is not None:
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
     if rt.extras.get("lifecycle"):
         for mod in reversed(domain_modules("lifecycle")):
             if hasattr(mod, "shutdown"):

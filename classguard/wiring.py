@@ -1,31 +1,35 @@
-"""Connects domain hooks that must not import each other (e.g. classroom → moderation)."""
+"""Connects domain hooks that must not import each other (imports point one way:
+storage ← accounts ← classroom ← moderation). Imported once by ``bootstrap.load_domains``."""
 
 from __future__ import annotations
 
-import importlib.util
-
+from accounts import events as accounts_events
+from classroom import events as classroom_events
+from classroom import privacy as classroom_privacy
+from moderation import events as moderation_events
 from moderation import service as moderation_service
+from moderation.review import intake as review_intake
+from moderation.review import privacy as review_privacy
+from storage import retention
+
+
+def _add(hooks: list, fn: object) -> None:  # type: ignore[type-arg]
+    if fn not in hooks:
+        hooks.append(fn)
+
 
 # A closed recorder segment (a slice row) starts its moderation pipeline in the same transaction.
-if importlib.util.find_spec("classroom.events") is not None:
-    from classroom import events as classroom_events
+_add(classroom_events.slice_created_hooks, moderation_service.on_slice_created)
 
-    if moderation_service.on_slice_created not in classroom_events.slice_created_hooks:
-        classroom_events.slice_created_hooks.append(moderation_service.on_slice_created)
+# Stored flags become review items (and the policy's automated restrictions) in the same transaction.
+_add(moderation_events.flags_stored_hooks, review_intake.on_flags_stored)
 
-# Stored flags become review items (and the policy's automated restrictions) in the same
-# transaction; review also holds evidence media, unlinks cancelled people and exports decisions.
-if importlib.util.find_spec("moderation.review") is not None:
-    from accounts import events as accounts_events
-    from moderation import events as moderation_events
-    from moderation.review import intake as review_intake
-    from moderation.review import privacy as review_privacy
-    from storage import retention
+# Retention (promise 4): slice media expires; evidence in an open case is held.
+retention.register_source(classroom_privacy.SliceMediaRetention())
+retention.register_hold("moderation_review", review_privacy.retention_hold)
 
-    if review_intake.on_flags_stored not in moderation_events.flags_stored_hooks:
-        moderation_events.flags_stored_hooks.append(review_intake.on_flags_stored)
-    retention.register_hold("moderation_review", review_privacy.retention_hold)
-    if review_privacy.on_account_cancelled not in accounts_events.cancellation_hooks:
-        accounts_events.cancellation_hooks.append(review_privacy.on_account_cancelled)
-    if review_privacy.export_section not in accounts_events.export_providers:
-        accounts_events.export_providers.append(review_privacy.export_section)
+# Cancellation (promise 5) and export (promise 6): each domain handles its own data.
+_add(accounts_events.cancellation_hooks, classroom_privacy.on_user_cancelled)
+_add(accounts_events.cancellation_hooks, review_privacy.on_account_cancelled)
+_add(accounts_events.export_providers, classroom_privacy.export_user)
+_add(accounts_events.export_providers, review_privacy.export_section)

@@ -183,3 +183,46 @@ async def count_unfinished_slices(session: AsyncSession, session_ids: Sequence[u
         Slice.session_id.in_(list(session_ids)),
         or_(Slice.status == "pending", Slice.status == "processing"))
     return int((await session.scalar(q)) or 0)
+
+
+# --- retention, cancellation and export (privacy promises 4–6) -------------------------------------
+
+
+async def expired_slices(session: AsyncSession, older_than: datetime, limit: int) -> list[Slice]:
+    """Slices whose media is past retention, not on legal hold and not yet deleted (oldest first)."""
+    q = (select(Slice)
+         .where(Slice.created_at < older_than, Slice.media_deleted_at.is_(None), Slice.legal_hold.is_(False))
+         .order_by(Slice.created_at, Slice.id).limit(limit))
+    return list((await session.scalars(q)).all())
+
+
+async def mark_media_deleted(session: AsyncSession, slice_ids: Sequence[uuid.UUID], at: datetime) -> None:
+    await session.execute(update(Slice).where(Slice.id.in_(list(slice_ids))).values(media_deleted_at=at))
+
+
+async def slices_with_media_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[Slice]:
+    q = select(Slice).where(Slice.user_id == user_id, Slice.media_deleted_at.is_(None)).order_by(Slice.created_at)
+    return list((await session.scalars(q)).all())
+
+
+async def taught_classes(session: AsyncSession, user_id: uuid.UUID) -> list[Class]:
+    return list((await session.scalars(select(Class).where(Class.teacher_id == user_id))).all())
+
+
+async def enrollments_of_student(session: AsyncSession, user_id: uuid.UUID) -> list[Enrollment]:
+    return list((await session.scalars(select(Enrollment).where(Enrollment.student_id == user_id))).all())
+
+
+async def participations_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[Participant]:
+    q = select(Participant).where(Participant.user_id == user_id).order_by(Participant.joined_at)
+    return list((await session.scalars(q)).all())
+
+
+async def recording_events_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[RecordingEvent]:
+    q = select(RecordingEvent).where(RecordingEvent.user_id == user_id).order_by(RecordingEvent.at)
+    return list((await session.scalars(q)).all())
+
+
+async def slices_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[Slice]:
+    q = select(Slice).where(Slice.user_id == user_id).order_by(Slice.started_at)
+    return list((await session.scalars(q)).all())

@@ -20,6 +20,8 @@ DEFAULT_PASSWORD = "correct horse battery"
 
 @dataclass
 class TestUser:
+    __test__ = False  # not a test class, despite the name
+
     id: str
     email: str
     password: str
