@@ -4,7 +4,8 @@ The privacy promise lives here and in the gate that feeds it: a ``SourceRecorder
 packets pushed while its owner has it ``enabled`` (the relay enables it only while the source is
 declared on, its transceiver is active and no moderator mute holds), and ``disable(reason)``
 closes the open segment at once. Packets are muxed as they arrive, without decoding or
-re-encoding, by one writer thread per recorder (file I/O never blocks the event loop).
+re-encoding, by one writer thread per recorder (file I/O never blocks the event loop); the open
+file gets a closed cluster and a flush about once a second, so a kill -9 loses only its last second.
 
 Segments go to ``<spool>/<room>/<participant>/<source>/<seq>.webm.part`` and are renamed to
 ``.webm`` when closed; each closed one is announced once through an async callback. A segment
@@ -42,6 +43,13 @@ KEYFRAME_RETRY_SECONDS = 1.0
 # Packets go to the writer thread in small batches: one thread wake-up per batch instead of per
 # packet keeps a recorded source near 0.1-0.5 % of a core; a crash loses at most this much more.
 FLUSH_SECONDS = 0.25
+# The WebM muxer holds a whole cluster in memory (5 s by default) and the file layer buffers 32 KB
+# (~8 s of Opus) more, so a kill -9 used to leave an open segment with no packet on disk. Closing a
+# cluster every second and flushing the file layer after it puts the open segment's data in the
+# file (the OS page cache, which outlives the process) about once a second, for one write(2) per
+# second per source. A crash then loses about the last 1-1.5 s of the open segment, not all of it.
+CLUSTER_MS = 1000
+_LIVE_FILE_OPTIONS = {"cluster_time_limit": str(CLUSTER_MS), "flush_packets": "1"}
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,7 @@ class WebmSegmentFile:
                  width: int | None = None, height: int | None = None) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.container: Any = av.open(str(path), "w", format="webm")
+        self.container: Any = av.open(str(path), "w", format="webm", container_options=_LIVE_FILE_OPTIONS)
         self.container.metadata[STARTED_AT_TAG] = started_at.isoformat()
         if kind == "video":
             self.stream: Any = self.container.add_mux_stream("vp8", width=width, height=height)

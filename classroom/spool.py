@@ -1,8 +1,9 @@
 """The recorder's spool directory: layout, sequence numbers and crash recovery.
 
 Layout: ``<spool>/<room_id>/<participant_id>/<source>/<seq:06d>.webm`` (``.webm.part`` while
-open). After a kill -9 the open segments are left as ``.part`` files; ``recover_spool`` turns the
-readable ones into valid WebM files and discards the rest, so a broken file is never handed on.
+open). After a kill -9 the open segments are left as ``.part`` files holding all but about their
+last second (the recorder flushes a cluster every second); ``recover_spool`` turns the readable
+ones into valid WebM files and discards the rest, so a broken file is never handed on.
 Closed ``.webm`` files still in the spool (the domain had not taken them yet) are verified and
 returned too: the domain ingests every returned segment idempotently (keyed by its path).
 """

@@ -60,6 +60,29 @@ def test_truncated_part_is_finalised_into_a_playable_segment(tmp_path: Path) -> 
     assert next_seq(part.parent) == 5
 
 
+@pytest.mark.parametrize("kind", ["audio", "video"])
+def test_an_open_segment_reaches_the_disk_every_second(tmp_path: Path, kind: str) -> None:
+    """What a kill -9 leaves: the bytes of a file that was never closed (no trailer, no final
+    flush). The writer closes a cluster about every second and flushes it, so all but the last
+    second of the open segment is on disk and recovers."""
+    spool = tmp_path / "spool"
+    part = segment_dir(spool, uuid.uuid4(), uuid.uuid4(), "mic" if kind == "audio" else "screen") / "000000.webm.part"
+    frames = opus_frames(200) if kind == "audio" else vp8_frames(120, gop=30)  # 4 s either way
+    f = WebmSegmentFile(part, kind, STARTED, 320 if kind == "video" else None, 240 if kind == "video" else None)
+    step = 20 if kind == "audio" else 33
+    from classroom.encoded import vp8_is_keyframe
+
+    for i, data in enumerate(frames):
+        f.write(data, i * step, kind == "audio" or vp8_is_keyframe(data))
+    on_disk = part.read_bytes()  # the file as the killed process would leave it
+    f.close(tmp_path / "closed.webm")
+    part.write_bytes(on_disk)
+    found = recover_spool(spool)
+    assert len(found) == 1 and found[0].recovered
+    assert 2.5 <= found[0].duration <= 4.0, found[0]
+    assert _decodes(found[0].path) == found[0].packets
+
+
 def test_unrecoverable_parts_are_discarded_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     base = segment_dir(tmp_path, uuid.uuid4(), uuid.uuid4(), "mic")
     base.mkdir(parents=True)
