@@ -227,3 +227,27 @@ async def test_strike_count_after_overturn_starts_again(client: httpx.AsyncClien
     await claim(client, first, item_b["id"])
     d2 = (await decide(client, first, item_b["id"], decision(action="warn")))["decision"]
     assert d2["strike_number"] == 1 and [x["kind"] for x in d2["applied"]] == ["warn"]
+
+
+async def test_appeal_against_an_automated_restriction_is_answered_by_the_review(client: httpx.AsyncClient) -> None:
+    room = await live_room()
+    sid, _ = await flag_slice(room, CRITICAL)
+    student = await user_of(room.speakers[-1])
+    assert not await can_login(client, student)
+    headers = await appeal_token(client, student)
+    [s] = (await client.get("/api/v1/me/decisions", headers=headers)).json()
+    assert s["outcome"] == "restrict" and s["status"] == "pending_review" and s["can_appeal"]
+    assert s["automated_decision"] == "fully" and s["applied"][0]["source"] == "policy"
+    r = await client.post("/api/v1/appeals", headers=headers,
+                          json={"decision_id": s["decision_id"], "text": "That number is a book's ISBN."})
+    assert r.status_code == 201, r.text
+
+    mod = await logged_in(client, "moderator")
+    item = await item_of_slice(client, mod, sid)
+    assert item["status"] == "new" and item["auto_restricted"]  # still at the top, for any moderator
+    detail = await claim(client, mod, item["id"])
+    assert detail["open_appeal"]["text"] == "That number is a book's ISBN."
+    await decide(client, mod, item["id"], decision(outcome="dismiss", reason="ISBN, not a phone number"))
+    assert await can_login(client, student)
+    mine = {d["outcome"]: d for d in (await client.get("/api/v1/me/decisions", headers=student.headers)).json()}
+    assert mine["restrict"]["appeal"]["status"] == "overturned" and mine["restrict"]["status"] == "lifted"
