@@ -1,4 +1,5 @@
-"""moderation review: queue items, decisions, appeals (+ appeal sessions), strikes, restrictions, recording opens, event log
+"""moderation review: queue items, decisions, appeals and appeal sessions, strikes, restrictions,
+recording opens, the append-only event log
 
 Revision ID: moderation_0003
 Revises: moderation_0002
@@ -244,6 +245,7 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS moderation_events_no_truncate ON moderation_events")
         op.execute("DROP TRIGGER IF EXISTS moderation_events_append_only ON moderation_events")
         op.execute("DROP FUNCTION IF EXISTS moderation_events_append_only()")
-    for table in ("moderation_events", "moderation_appeal_sessions", "moderation_recording_opens", "moderation_restrictions",
-                  "moderation_strikes", "moderation_appeals", "moderation_decisions", "moderation_review_items"):
+    for table in ("moderation_events", "moderation_appeal_sessions", "moderation_recording_opens",
+                  "moderation_restrictions", "moderation_strikes", "moderation_appeals", "moderation_decisions",
+                  "moderation_review_items"):
         op.drop_table(table)
