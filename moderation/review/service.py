@@ -72,7 +72,7 @@ async def _after_claim(session: AsyncSession, staff: User, item_id: uuid.UUID, n
     """Log the claim (and the expiry of the lease it replaced) and record time to first claim."""
     item = await get_item_or_404(session, item_id)
     renewed = prev_holder == staff.id and prev_until is not None and prev_until > now
-    if prev_holder is not None and prev_holder != staff.id:
+    if prev_holder is not None and prev_until is not None and prev_until <= now:
         await events_log.append(session, EventKind.lease_expired, actor_id=None, actor_role="system",
                                 item_id=item.id, subject_user_id=item.user_id, previous_holder=prev_holder,
                                 expired_at=prev_until)

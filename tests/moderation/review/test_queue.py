@@ -204,3 +204,21 @@ async def test_event_log_is_append_only(client: httpx.AsyncClient) -> None:
         # Unlinking a person (cancellation) is the one change allowed.
         await conn.execute(text("UPDATE moderation_events SET subject_user_id = NULL"))
         await conn.rollback()
+
+
+@pytest.mark.slow
+async def test_the_real_pipeline_fills_the_queue(client: httpx.AsyncClient) -> None:
+    """espeak-ng speech with a phone number → classroom slice → media/ASR/rules → flags_stored
+    hook → one review item carrying the pipeline's flag."""
+    from tests.moderation.slice_factory import add_slice
+    from tests.moderation.test_pipeline import PHONE_TALK, drain, webm
+
+    room = await live_room()
+    sid = await add_slice(room, webm(PHONE_TALK), user_id=room.speakers[-1])
+    await drain()
+    mod = await logged_in(client, "moderator")
+    item = await item_of_slice(client, mod, sid)
+    assert "contact.phone" in item["rule_ids"] and item["participant"]["id"] == str(room.speakers[-1])
+    detail = await claim(client, mod, item["id"])
+    assert any(s["flag_ids"] for s in detail["transcript"]["segments"])
+    assert await events_of(item["id"]) == ["flag_created"] * item["flag_count"] + ["claimed"]
