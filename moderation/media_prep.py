@@ -313,7 +313,20 @@ def sample_frames(
         err.close()
     if not kept and proc.returncode != 0:
         raise _ffmpeg_error(info.path, stderr)
+    if not kept:
+        # The fps filter emits nothing for a single-frame video (a camera snapshot): take that frame.
+        return _first_frame(info.path, width, height)
     return [SampledFrame(t, img) for t, img, _, _ in kept]
+
+
+def _first_frame(path: Path, width: int, height: int) -> list[SampledFrame]:
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                return [SampledFrame(0.0, frame.to_ndarray(format="bgr24", width=width, height=height))]
+    except (av.FFmpegError, ValueError) as exc:
+        raise MediaError(f"{path.name}: no frame could be decoded ({exc})") from None
+    return []
 
 
 def _fit_width(image: np.ndarray) -> np.ndarray:

@@ -12,10 +12,8 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 from moderation import artefacts
@@ -84,27 +82,13 @@ async def _sample(rt: Runtime, claim: Claim, *, first_only: bool = False) -> lis
         info = await asyncio.to_thread(probe, path)
         if not info.has_video:
             raise MediaError(f"{path.name}: the file has no picture (no video stream, not an image)")
-        if first_only and info.kind == "video":
-            frames = await asyncio.to_thread(_first_frame, path)
-        elif first_only:
+        if first_only:
             frames = await asyncio.to_thread(sample_frames, path, info=info, max_frames=1)
         else:
             frames = await asyncio.to_thread(sample_frames, path, info=info)
         if not frames:
             raise MediaError(f"{path.name}: no frame could be decoded")
         return frames
-
-
-def _first_frame(path: Path) -> list[SampledFrame]:
-    # A camera snapshot is a one-frame WebM; ``sample_frames``' fps filter yields nothing for a
-    # single frame, so decode that frame directly.
-    try:
-        with av.open(str(path)) as container:
-            for frame in container.decode(video=0):
-                return [SampledFrame(0.0, frame.to_ndarray(format="bgr24"))]
-    except (av.FFmpegError, ValueError):
-        raise MediaError(f"{path.name}: not a readable picture (damaged, or not an image or video)") from None
-    return []
 
 
 async def work_media(rt: Runtime, claim: Claim) -> dict[str, Any]:

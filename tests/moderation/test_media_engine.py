@@ -123,3 +123,22 @@ def test_a_webm_cut_in_the_middle_gives_what_decodes_and_says_so(wav: Path) -> N
 def test_silence_decodes_to_zeros() -> None:
     audio = load_audio_16k(fx.silence(2.0))
     assert len(audio) == 32_000 and not np.any(audio)
+
+
+def test_single_frame_video_yields_its_frame(tmp_path: Path) -> None:
+    """A camera snapshot is a one-frame WebM; the fps filter alone would return nothing."""
+    import av
+
+    from moderation.media_prep import sample_frames
+
+    path = tmp_path / "snapshot.webm"
+    with av.open(str(path), "w", format="webm") as container:
+        stream = container.add_stream("libvpx", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 200, np.uint8), format="bgr24")
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    frames = sample_frames(path)
+    assert len(frames) == 1
+    assert frames[0].image.shape == (240, 320, 3)
+    assert abs(float(frames[0].image.mean()) - 200) < 10
