@@ -7,6 +7,7 @@ from accounts import events as accounts_events
 from classroom import events as classroom_events
 from classroom import privacy as classroom_privacy
 from moderation import events as moderation_events
+from moderation import privacy as moderation_privacy
 from moderation import service as moderation_service
 from moderation.review import intake as review_intake
 from moderation.review import privacy as review_privacy
@@ -30,6 +31,8 @@ retention.register_hold("moderation_review", review_privacy.retention_hold)
 
 # Cancellation (promise 5) and export (promise 6): each domain handles its own data.
 _add(accounts_events.cancellation_hooks, classroom_privacy.on_user_cancelled)
+_add(accounts_events.cancellation_hooks, moderation_privacy.on_user_cancelled)
 _add(accounts_events.cancellation_hooks, review_privacy.on_account_cancelled)
 _add(accounts_events.export_providers, classroom_privacy.export_user)
+_add(accounts_events.export_providers, moderation_privacy.export_user)
 _add(accounts_events.export_providers, review_privacy.export_section)

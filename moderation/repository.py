@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -182,3 +182,16 @@ async def get_policy_version(session: AsyncSession, version: str) -> PolicyVersi
 async def add_policy_version(session: AsyncSession, row: PolicyVersion) -> None:
     session.add(row)
     await session.flush()
+
+
+# --- privacy (cancellation, export) ---------------------------------------------------------------
+
+
+async def analyses_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[Slice, SliceAnalysis]]:
+    q = (select(Slice, SliceAnalysis).join(SliceAnalysis, SliceAnalysis.slice_id == Slice.id)
+         .where(Slice.user_id == user_id).order_by(Slice.started_at))
+    return [(row[0], row[1]) for row in (await session.execute(q)).all()]
+
+
+async def delete_analyses(session: AsyncSession, slice_ids: Sequence[uuid.UUID]) -> None:
+    await session.execute(delete(SliceAnalysis).where(SliceAnalysis.slice_id.in_(list(slice_ids))))
