@@ -324,9 +324,9 @@ def _first_frame(path: Path, width: int, height: int) -> list[SampledFrame]:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
                 return [SampledFrame(0.0, frame.to_ndarray(format="bgr24", width=width, height=height))]
-    except (av.FFmpegError, ValueError) as exc:
-        raise MediaError(f"{path.name}: no frame could be decoded ({exc})") from None
-    return []
+    except (av.FFmpegError, ValueError):
+        pass
+    raise MediaError(f"{path.name}: not a readable picture (damaged, or not an image or video)")
 
 
 def _fit_width(image: np.ndarray) -> np.ndarray:

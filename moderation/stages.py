@@ -87,7 +87,7 @@ async def _sample(rt: Runtime, claim: Claim, *, first_only: bool = False) -> lis
         else:
             frames = await asyncio.to_thread(sample_frames, path, info=info)
         if not frames:
-            raise MediaError(f"{path.name}: no frame could be decoded")
+            raise MediaError(f"{path.name}: not a readable picture (no frame could be decoded)")
         return frames
 
 
