@@ -129,7 +129,7 @@ async def end_class_session(class_id: uuid.UUID, session: DbSession, user: Curre
 
 
 @router.post("/classes/{class_id}/join", response_model=JoinOut,
-             responses=error_responses(Unauthorized, Forbidden, NotFound))
+             responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict))
 async def join_class(class_id: uuid.UUID, session: DbSession, user: CurrentUser, rt: RuntimeDep) -> JoinOut:
     """Join the class's live session (the first join starts it): teacher and enrolled students only."""
     ls, role = await service.join_class(session, class_id, user)

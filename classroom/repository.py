@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.models import (
@@ -63,6 +64,19 @@ async def enrollments_of_class(session: AsyncSession, class_id: uuid.UUID) -> li
 
 
 # --- live sessions ---------------------------------------------------------------------------------
+
+
+async def add_live_session(session: AsyncSession, row: LiveSession) -> bool:
+    """Insert a live session in a SAVEPOINT; False (and the transaction still usable) if the
+    database refused it, e.g. the class's one-live-session index because a concurrent request
+    started one first."""
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
 
 
 async def get_live_session(session: AsyncSession, session_id: uuid.UUID) -> LiveSession | None:

@@ -103,14 +103,20 @@ async def enrollments_of(session: AsyncSession, class_id: uuid.UUID) -> list[Enr
 async def start_session(session: AsyncSession, cls: Class, by: User) -> tuple[LiveSession, bool]:
     """The class's live session, started now if none is live; returns it and whether it is new.
 
-    A second concurrent start loses on the partial unique index (one live session per class).
+    Two requests starting an idle class at once (two people joining at the same instant) both
+    find none; the partial unique index (one live session per class) lets one insert win, and
+    the other joins the winner's session instead of failing.
     """
     current = await repo.live_session_of_class(session, cls.id)
     if current is not None:
         return current, False
     started = LiveSession(class_id=cls.id, status=SessionStatus.live.value, started_by=by.id)
-    await repo.add(session, started)
-    return started, True
+    if await repo.add_live_session(session, started):
+        return started, True
+    current = await repo.live_session_of_class(session, cls.id)
+    if current is None:  # refused for another reason (e.g. the class was just deleted)
+        raise Conflict("the live session could not be started; try again")
+    return current, False
 
 
 async def live_session_of(session: AsyncSession, class_id: uuid.UUID) -> LiveSession | None:
