@@ -16,6 +16,7 @@ from classroom import auth, live, service
 from classroom.schemas import (
     ClassIn,
     ClassOut,
+    ControlEventOut,
     ControlIn,
     ControlOut,
     EnrollmentOut,
@@ -204,10 +205,30 @@ async def unmute(session_id: uuid.UUID, user_id: uuid.UUID, session: DbSession, 
              responses=_CONTROL_ERRORS)
 async def remove(session_id: uuid.UUID, user_id: uuid.UUID, session: DbSession, user: CurrentUser,
                  body: ControlIn | None = None) -> ControlOut:
-    """Disconnect a participant; they cannot rejoin this session."""
+    """Disconnect a participant; they cannot rejoin this session unless readmitted."""
     await _moderated_session(session, session_id, user)
     applied = await service.remove_participant(session, session_id, user_id, user.id, body.reason if body else None)
     return ControlOut(session_id=session_id, user_id=user_id, action="remove", applied_live=applied)
+
+
+@router.post("/sessions/{session_id}/participants/{user_id}/readmit", response_model=ControlOut,
+             responses=_CONTROL_ERRORS)
+async def readmit(session_id: uuid.UUID, user_id: uuid.UUID, session: DbSession, user: CurrentUser,
+                  body: ControlIn | None = None) -> ControlOut:
+    """Undo a removal: the participant may join this session again (a moderator's mutes still hold).
+    404 if they never joined, 409 if they are not removed or the session has ended."""
+    await _moderated_session(session, session_id, user)
+    await service.readmit_participant(session, session_id, user_id, user.id, body.reason if body else None)
+    return ControlOut(session_id=session_id, user_id=user_id, action="readmit",
+                      applied_live=live.is_connected(session_id, user_id))
+
+
+@router.get("/sessions/{session_id}/control-events", response_model=list[ControlEventOut],
+            responses=error_responses(Unauthorized, Forbidden, NotFound))
+async def control_events(session_id: uuid.UUID, session: DbSession, user: CurrentUser) -> list[ControlEventOut]:
+    """Every mute, unmute, removal and readmission (participants see the ones applied to them;
+    the teacher and staff see all)."""
+    return [ControlEventOut.model_validate(e) for e in await service.control_events(session, session_id, user)]
 
 
 @router.post("/sessions/{session_id}/end", response_model=SessionOut, responses=_CONTROL_ERRORS)

@@ -20,7 +20,7 @@ from classroom import live, service
 from classroom import repository as repo
 from classroom.after_commit import drain
 from classroom.recorder import ClosedSegment
-from classroom.relay import Relay, RelayCallbacks
+from classroom.relay import Relay, RelayCallbacks, StoredParticipant
 from classroom.service import SegmentFacts
 from classroom.spool import RecoveredSegment
 from storage.db import unit_of_work
@@ -73,7 +73,7 @@ def _facts_from_recovered(seg: RecoveredSegment) -> SegmentFacts:
 
 
 def make_callbacks(rt: Runtime) -> RelayCallbacks:
-    """The relay's hooks into the database: slices, the consent/recording trail, stays."""
+    """The relay's hooks into the database: slices, the consent/recording trail, stored mutes."""
     trail_lock = asyncio.Lock()  # the trail is written in the order the relay reports it
 
     async def on_segment_closed(seg: ClosedSegment) -> None:
@@ -98,8 +98,15 @@ def make_callbacks(rt: Runtime) -> RelayCallbacks:
         # open stay of this user" here could close a reconnect's new stay by mistake.
         log.info("participant %s left session %s", participant_id, room_id)
 
+    async def load_participant(room_id: uuid.UUID, participant_id: uuid.UUID) -> StoredParticipant:
+        # The relay forgets a participant who leaves: on a rejoin the stored controls re-apply a
+        # mute, and segment numbers continue after the slices already stored.
+        async with rt.sessionmaker() as session:
+            return StoredParticipant(muted=await service.muted_sources(session, room_id, participant_id),
+                                     next_seq=await service.next_slice_seqs(session, room_id, participant_id))
+
     return RelayCallbacks(on_segment_closed=on_segment_closed, on_source_changed=on_source_changed,
-                          on_participant_left=on_participant_left)
+                          on_participant_left=on_participant_left, load_participant=load_participant)
 
 
 async def recover(rt: Runtime, relay: Relay) -> list[uuid.UUID]:

@@ -1,5 +1,6 @@
 """ORM models of the classroom: classes, enrollments, live sessions, participants,
-consent/recording events and slices (the recorded pieces the moderation pipeline works on)."""
+consent/recording events, moderation controls and slices (the recorded pieces the moderation
+pipeline works on)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,15 @@ class EventActor(enum.StrEnum):
     participant = "participant"
     moderator = "moderator"
     system = "system"
+
+
+class ControlAction(enum.StrEnum):
+    """A control the teacher, a moderator or an automated decision applied to a participant."""
+
+    mute = "mute"
+    unmute = "unmute"
+    remove = "remove"
+    readmit = "readmit"
 
 
 class SliceStatus(enum.StrEnum):
@@ -117,6 +127,26 @@ class RecordingEvent(IdMixin, Base):
     enabled: Mapped[bool]
     at: Mapped[datetime] = mapped_column(default=utcnow)
     by: Mapped[str] = mapped_column(String(16))  # EventActor
+    by_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), default=None)
+    reason: Mapped[str | None] = mapped_column(String(300), default=None)
+
+
+class ControlEvent(IdMixin, Base):
+    """One moderation control on a participant of a live session (append-only).
+
+    The log is the stored truth the relay does not keep: the latest mute/unmute per source says
+    whether a source is muted when the participant (re)connects, the latest remove/readmit
+    whether they may rejoin. ``by_user_id`` None means an automated decision.
+    """
+
+    __tablename__ = "session_control_events"
+    __table_args__ = (Index("ix_session_control_events_session_user_at", "session_id", "user_id", "at"),)
+
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("live_sessions.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # ControlAction
+    source: Mapped[str | None] = mapped_column(String(16), default=None)  # mute/unmute: RecordedSource
+    at: Mapped[datetime] = mapped_column(default=utcnow)
     by_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), default=None)
     reason: Mapped[str | None] = mapped_column(String(300), default=None)
 

@@ -49,7 +49,8 @@ async def on_user_cancelled(session: AsyncSession, user_id: uuid.UUID) -> None:
 
 
 async def export_user(session: AsyncSession, user_id: uuid.UUID) -> tuple[str, Any]:
-    """The user's classes, attendance, recording on/off events and the list of their recordings."""
+    """The user's classes, attendance, recording on/off events, controls applied to them and the list
+    of their recordings."""
     return "classroom", {
         "classes_taught": [{"id": str(c.id), "title": c.title} for c in await repo.taught_classes(session, user_id)],
         "enrollments": [{"class_id": str(e.class_id), "since": e.created_at.isoformat()}
@@ -60,6 +61,9 @@ async def export_user(session: AsyncSession, user_id: uuid.UUID) -> tuple[str, A
         "recording_events": [{"session_id": str(e.session_id), "source": e.source, "enabled": e.enabled,
                               "at": e.at.isoformat(), "by": e.by}
                              for e in await repo.recording_events_of_user(session, user_id)],
+        "controls": [{"session_id": str(c.session_id), "action": c.action, "source": c.source,
+                      "at": c.at.isoformat(), "reason": c.reason}
+                     for c in await repo.control_events_of_user(session, user_id)],
         "recordings": [{"id": str(s.id), "source": s.source, "started_at": s.started_at.isoformat(),
                         "ended_at": s.ended_at.isoformat(),
                         "media_deleted_at": s.media_deleted_at.isoformat() if s.media_deleted_at else None}

@@ -187,6 +187,7 @@ class SourceRecorder:
         self.segment_seconds = segment_seconds
         self.announcer = announcer
         self.request_keyframe = request_keyframe or (lambda: None)
+        self.segment_source: SegmentSource = source
         self.enabled = False
         self.segment: _OpenSegment | None = None
         self.dropped_while_off = 0
@@ -207,6 +208,11 @@ class SourceRecorder:
         """Stop writing now and close the open segment (nothing after this call is written)."""
         self.enabled = False
         self._close(reason)
+
+    def continue_numbering(self, first_free: int) -> None:
+        """Number the next segments from at least ``first_free`` (a rejoin continues after the
+        slices already stored, whose spool files are gone)."""
+        self._next_seq = max(self._next_seq if self._next_seq is not None else next_seq(self.dir), first_free)
 
     async def aclose(self, reason: CloseReason) -> None:
         """Disable, close the open segment and wait until it is announced; release the thread."""
@@ -329,6 +335,7 @@ class SnapshotRecorder:
         self.interval = interval
         self.announcer = announcer
         self.request_keyframe = request_keyframe or (lambda: None)
+        self.segment_source: SegmentSource = "snapshot"
         self.enabled = False
         self.taken = 0
         self._due = 0.0
@@ -344,6 +351,10 @@ class SnapshotRecorder:
 
     def disable(self, reason: CloseReason = "disabled") -> None:
         self.enabled = False
+
+    def continue_numbering(self, first_free: int) -> None:
+        """See ``SourceRecorder.continue_numbering``."""
+        self._next_seq = max(self._next_seq if self._next_seq is not None else next_seq(self.dir), first_free)
 
     async def aclose(self, reason: CloseReason = "left") -> None:
         self.enabled = False

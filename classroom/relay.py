@@ -9,7 +9,8 @@ Interface for the classroom domain (which owns the DB, routes and auth)::
         snapshot_interval=30.0,                     # camera keyframe kept every N s (0: never)
         ice_timeout=20.0,                           # drop a participant whose ICE never completes
         record=True,                                # False: forward only, write nothing
-        callbacks=RelayCallbacks(on_segment_closed=…, on_source_changed=…, on_participant_left=…),
+        callbacks=RelayCallbacks(on_segment_closed=…, on_source_changed=…, on_participant_left=…,
+                                 load_participant=…),
     )
     recovered = relay.recover()                     # leftover spool files after a crash (call once)
     await relay.connect(room_id, participant_id, display_name, role, channel)
@@ -30,6 +31,11 @@ Callbacks (all async, all optional; an exception is logged and never loses a spo
                       at: datetime, by: "participant"|"moderator"|"system") -> None
         # ``enabled`` is the effective state: forwarded (and, for mic/screen, recorded) or not
     on_participant_left(room_id, participant_id) -> None   # after their last segment is announced
+    load_participant(room_id, participant_id) -> StoredParticipant
+        # what the domain stored about them: sources a moderator muted, and the next free segment
+        # number per source (a rejoin continues the numbering). Awaited on every connect, before
+        # anything of the participant is forwarded or recorded; if it raises, the connection is
+        # refused ("removed", reason "unavailable").
 
 The server decides what is recorded: a mic or screen is written only while (a) the participant
 declared it on, (b) its transceiver is negotiated to send, (c) no moderator mute holds, and
@@ -41,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +84,17 @@ log = logging.getLogger("classguard.relay")
 SourceChanged = Callable[[uuid.UUID, uuid.UUID, str, bool, datetime, str], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class StoredParticipant:
+    """What the domain stored about a participant that the relay forgets when they leave."""
+
+    muted: Collection[str] = ()  # sources under a moderator's mute
+    next_seq: Mapping[str, int] = field(default_factory=dict)  # "mic"|"screen"|"snapshot" -> first free seq
+
+
+ParticipantLoader = Callable[[uuid.UUID, uuid.UUID], Awaitable[StoredParticipant]]
+
+
 @dataclass
 class RelayCallbacks:
     """The domain's hooks into the engine (see the module docstring for signatures)."""
@@ -85,6 +102,7 @@ class RelayCallbacks:
     on_segment_closed: Callable[[ClosedSegment], Awaitable[None]] | None = None
     on_source_changed: SourceChanged | None = None
     on_participant_left: Callable[[uuid.UUID, uuid.UUID], Awaitable[None]] | None = None
+    load_participant: ParticipantLoader | None = None
 
 
 @dataclass
@@ -122,6 +140,7 @@ class Participant:
         }
         self.snapshot_interval = relay.snapshot_interval
         self.records = relay.record
+        self.mute_changes = 0  # bumped by every live mute/unmute (a stored state read earlier is older)
 
     def _keyframe(self, source: str) -> Callable[[], None]:
         def request() -> None:
@@ -213,9 +232,19 @@ class Relay:
             for st in p.sources.values():
                 st.declared, st.mid = False, None
             await self._drop(room, p, old, {"type": "removed", "reason": "replaced"}, "left")
+        try:
+            # Nothing of this session is forwarded or recorded before its first offer, which is
+            # read only after this: a stored mute holds from the first packet.
+            muted = await self._restore(room, p)
+        except Exception:
+            log.exception("could not load the stored state of %s; refusing the connection", session.label)
+            await self._drop(room, p, session, {"type": "removed", "reason": "unavailable"}, "left")
+            return
         await self._say(channel, {"type": "welcome", "room_id": str(room_id), "participant_id": str(participant_id),
                                   "ice_servers": self.ice_servers,
                                   "accepted_codecs": {"audio": "opus", "video": "VP8"}})
+        for source in muted:
+            await self._say(channel, {"type": "muted", "source": source, "muted": True})
         await self._say(channel, {"type": "participants", "participants": self.participants(room_id)})
         await self._refresh(room, by="participant")
         try:
@@ -287,11 +316,24 @@ class Relay:
         if self.rooms.get(room.id) is room:
             del self.rooms[room.id]
 
+    async def _restore(self, room: Room, p: Participant) -> list[str]:
+        """Apply what is stored about a (re)connecting participant; returns the muted sources."""
+        if self.callbacks.load_participant is not None:
+            changes = p.mute_changes
+            stored = await self.callbacks.load_participant(room.id, p.id)
+            if p.mute_changes == changes:  # else a live (un)mute arrived while we read, and is newer
+                for name, st in p.sources.items():
+                    st.muted = name in stored.muted
+            for rec in p.recorders.values():
+                rec.continue_numbering(stored.next_seq.get(rec.segment_source, 0))
+        return [name for name, st in p.sources.items() if st.muted]
+
     async def _set_mute(self, room_id: uuid.UUID, participant_id: uuid.UUID, source: str, muted: bool,
                         by: str) -> None:
         if source not in SOURCES:
             raise SignalingError(f"unknown source {source!r}")
         room, p = self._find(room_id, participant_id)
+        p.mute_changes += 1
         if p.sources[source].muted == muted:
             return
         p.sources[source].muted = muted

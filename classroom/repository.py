@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.models import (
     Class,
+    ControlAction,
+    ControlEvent,
     Enrollment,
     LiveSession,
     Participant,
@@ -20,7 +22,7 @@ from classroom.models import (
     Slice,
 )
 
-Row = Class | Enrollment | LiveSession | Participant | RecordingEvent | Slice
+Row = Class | ControlEvent | Enrollment | LiveSession | Participant | RecordingEvent | Slice
 
 
 async def add(session: AsyncSession, obj: Row) -> None:
@@ -158,6 +160,44 @@ async def sources_on(session: AsyncSession, session_id: uuid.UUID,
     return [key for key, on in latest.items() if on]
 
 
+# --- moderation controls -----------------------------------------------------------------------------
+
+
+async def control_events(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID | None = None,
+                         actions: Sequence[str] | None = None) -> list[ControlEvent]:
+    """Controls applied in a session (to one user, of some actions), oldest first."""
+    q = select(ControlEvent).where(ControlEvent.session_id == session_id)
+    if user_id is not None:
+        q = q.where(ControlEvent.user_id == user_id)
+    if actions is not None:
+        q = q.where(ControlEvent.action.in_(list(actions)))
+    return list((await session.scalars(q.order_by(ControlEvent.at, ControlEvent.id))).all())
+
+
+async def muted_sources(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID) -> set[str]:
+    """Sources of the user whose latest mute/unmute in the session is a mute."""
+    latest: dict[str, bool] = {}
+    for ev in await control_events(session, session_id, user_id, (ControlAction.mute, ControlAction.unmute)):
+        if ev.source is not None:
+            latest[ev.source] = ev.action == ControlAction.mute.value
+    return {source for source, muted in latest.items() if muted}
+
+
+async def last_removal_control(session: AsyncSession, session_id: uuid.UUID,
+                               user_id: uuid.UUID) -> ControlEvent | None:
+    """The user's latest remove or readmit in the session."""
+    q = (select(ControlEvent)
+         .where(ControlEvent.session_id == session_id, ControlEvent.user_id == user_id,
+                ControlEvent.action.in_([ControlAction.remove.value, ControlAction.readmit.value]))
+         .order_by(ControlEvent.at.desc(), ControlEvent.id.desc()).limit(1))
+    return (await session.scalars(q)).first()
+
+
+async def control_events_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[ControlEvent]:
+    q = select(ControlEvent).where(ControlEvent.user_id == user_id).order_by(ControlEvent.at)
+    return list((await session.scalars(q)).all())
+
+
 # --- slices ------------------------------------------------------------------------------------------
 
 
@@ -170,6 +210,13 @@ async def find_slice(session: AsyncSession, session_id: uuid.UUID, user_id: uuid
     q = select(Slice).where(Slice.session_id == session_id, Slice.user_id == user_id, Slice.source == source,
                             Slice.seq == seq)
     return (await session.scalars(q)).first()
+
+
+async def highest_slice_seqs(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, int]:
+    """source → the highest ``seq`` among the user's slices in the session."""
+    q = (select(Slice.source, func.max(Slice.seq))
+         .where(Slice.session_id == session_id, Slice.user_id == user_id).group_by(Slice.source))
+    return {row[0]: int(row[1]) for row in (await session.execute(q)).all()}
 
 
 async def list_slices(session: AsyncSession, *, session_id: uuid.UUID | None = None,

@@ -100,7 +100,7 @@ class MuteIn(ControlIn):
 class ControlOut(BaseModel):
     session_id: uuid.UUID
     user_id: uuid.UUID | None = None
-    action: Literal["mute", "unmute", "remove", "end"]
+    action: Literal["mute", "unmute", "remove", "readmit", "end"]
     applied_live: bool = Field(description="whether the relay had the participant/room connected")
 
 
@@ -114,6 +114,21 @@ class RecordingEventOut(BaseModel):
     enabled: bool
     at: datetime
     by: Literal["participant", "moderator", "system"]
+    by_user_id: uuid.UUID | None
+    reason: str | None
+
+
+class ControlEventOut(BaseModel):
+    """A control applied to a participant; ``by_user_id`` null means an automated decision."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    action: Literal["mute", "unmute", "remove", "readmit"]
+    source: Source | None
+    at: datetime
     by_user_id: uuid.UUID | None
     reason: str | None
 

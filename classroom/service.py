@@ -3,7 +3,10 @@ consent/recording trail and slices. Services flush, never commit.
 
 The moderation domain enforces decisions through ``mute_participant``, ``remove_participant``
 and ``end_session`` (ids in, no HTTP user needed); their effect on the running relay starts
-after the caller's transaction commits (see ``classroom.after_commit``).
+after the caller's transaction commits (see ``classroom.after_commit``). Every control on a
+participant is also appended to the control log (``ControlEvent``): the relay forgets a
+participant who leaves, the log is what re-applies a mute when they rejoin and what keeps a
+removed participant out until a readmit.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +28,8 @@ from classroom.after_commit import after_commit
 from classroom.events import announce_slice_created
 from classroom.models import (
     Class,
+    ControlAction,
+    ControlEvent,
     Enrollment,
     EventActor,
     LiveSession,
@@ -153,9 +158,18 @@ async def authorize_join(session: AsyncSession, session_id: uuid.UUID,
 
 
 async def _refuse_removed(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    stays = [p for p in await repo.participations(session, session_id) if p.user_id == user_id]
-    if stays and stays[-1].left_reason == "removed":
+    if await is_removed(session, session_id, user_id):
         raise Forbidden("you were removed from this live session")
+
+
+async def is_removed(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """Whether the user is kept out of the session: their latest remove/readmit is a remove."""
+    last = await repo.last_removal_control(session, session_id, user_id)
+    if last is not None:
+        return last.action == ControlAction.remove.value
+    # a removal stored before the control log existed is only on the stay
+    stays = [p for p in await repo.participations(session, session_id) if p.user_id == user_id]
+    return bool(stays) and stays[-1].left_reason == "removed"
 
 
 async def participant_joined(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID,
@@ -219,14 +233,34 @@ async def _live_participant(session: AsyncSession, session_id: uuid.UUID, user_i
     return ls
 
 
+async def _log_control(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID, action: ControlAction,
+                       by_user_id: uuid.UUID | None, reason: str | None, source: str | None = None) -> ControlEvent:
+    """Append a control to the log, strictly after the participant's earlier ones (the latest wins)."""
+    at = utcnow()
+    earlier = await repo.control_events(session, session_id, user_id)
+    if earlier and earlier[-1].at >= at:
+        at = earlier[-1].at + timedelta(microseconds=1)  # same clock tick, or a clock that stepped back
+    event = ControlEvent(session_id=session_id, user_id=user_id, action=action.value, source=source, at=at,
+                         by_user_id=by_user_id, reason=reason)
+    await repo.add(session, event)
+    return event
+
+
+async def muted_sources(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID) -> set[str]:
+    """The participant's sources under a mute (the relay re-applies them on every connect)."""
+    return await repo.muted_sources(session, session_id, user_id)
+
+
 async def mute_participant(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID,
                            by_user_id: uuid.UUID | None, reason: str | None, source: str = "mic") -> bool:
-    """Mute one source of a participant: it stops being forwarded and recorded at once.
+    """Mute one source of a participant: it stops being forwarded and recorded at once, and stays
+    muted if they leave and rejoin, until unmuted.
 
     Returns whether the participant is connected to the relay right now. ``by_user_id=None``
     means an automated decision (recorded as by "system").
     """
     await _live_participant(session, session_id, user_id)
+    await _log_control(session, session_id, user_id, ControlAction.mute, by_user_id, reason, source)
     await _switch_off(session, session_id, user_id, {source}, by_user_id, reason)
     after_commit(session, lambda: live.mute(session_id, user_id, source, True, by_user_id, reason),
                  f"mute {session_id}/{user_id}/{source}")
@@ -238,6 +272,7 @@ async def unmute_participant(session: AsyncSession, session_id: uuid.UUID, user_
     """Lift a mute; the source is on again only if the participant still has it switched on
     (the relay reports that, and the recording event is written then)."""
     await _live_participant(session, session_id, user_id)
+    await _log_control(session, session_id, user_id, ControlAction.unmute, by_user_id, reason, source)
     after_commit(session, lambda: live.mute(session_id, user_id, source, False, by_user_id, reason),
                  f"unmute {session_id}/{user_id}/{source}")
     return live.is_connected(session_id, user_id)
@@ -245,21 +280,40 @@ async def unmute_participant(session: AsyncSession, session_id: uuid.UUID, user_
 
 async def remove_participant(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID,
                              by_user_id: uuid.UUID | None, reason: str | None) -> bool:
-    """Disconnect a participant and keep them out of this session (they may not rejoin it)."""
+    """Disconnect a participant and keep them out of this session (until readmitted)."""
     await _live_participant(session, session_id, user_id)
     connected = live.is_connected(session_id, user_id)
+    await _log_control(session, session_id, user_id, ControlAction.remove, by_user_id, reason)
     await _switch_off(session, session_id, user_id, None, by_user_id, reason)
     now = utcnow()
     stays = [p for p in await repo.participations(session, session_id) if p.user_id == user_id]
     for stay in stays:
         if stay.left_at is None:
             stay.left_at, stay.left_reason = now, "removed"
-    # The latest stay says "removed" even if it had already closed: that is what blocks a rejoin.
-    stays[-1].left_reason = "removed"
+    # The control log, not the stay, keeps them out; a stay that had already ended keeps its reason.
     await session.flush()
     after_commit(session, lambda: live.remove(session_id, user_id, by_user_id, reason),
                  f"remove {session_id}/{user_id}")
     return connected
+
+
+async def readmit_participant(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID,
+                              by_user_id: uuid.UUID | None, reason: str | None) -> ControlEvent:
+    """Undo a removal: the participant may join this session again (their mutes still hold).
+
+    404 if they never joined, 409 if the session has ended or they are not removed.
+    """
+    await _live_participant(session, session_id, user_id)
+    if not await is_removed(session, session_id, user_id):
+        raise Conflict("this participant is not removed from the session")
+    return await _log_control(session, session_id, user_id, ControlAction.readmit, by_user_id, reason)
+
+
+async def control_events(session: AsyncSession, session_id: uuid.UUID, user: User) -> list[ControlEvent]:
+    """The session's control log (participants see the controls applied to them)."""
+    _, cls = await get_session(session, session_id)
+    only = await auth.events_visible_to(session, cls, user)
+    return await repo.control_events(session, session_id, only)
 
 
 async def end_session(session: AsyncSession, session_id: uuid.UUID, by_user_id: uuid.UUID | None,
@@ -380,6 +434,11 @@ async def create_slice(session: AsyncSession, media: MediaStore,
     await repo.add(session, row)
     await announce_slice_created(session, row.id)
     return row, "created"
+
+
+async def next_slice_seqs(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, int]:
+    """Per source, the first segment number not yet used by a stored slice of this participant."""
+    return {source: top + 1 for source, top in (await repo.highest_slice_seqs(session, session_id, user_id)).items()}
 
 
 async def get_slice(session: AsyncSession, slice_id: uuid.UUID) -> Slice:

@@ -28,8 +28,9 @@ Server → client::
     {"type": "participants", "participants": [participant_state, ...]}   # on every change
     {"type": "source_state", "participant_id", "source", "enabled", "muted", "active", "recording",
      "snapshots"}
-    {"type": "muted", "source", "muted": bool}           # a moderator (un)muted you
-    {"type": "removed", "reason": "removed"|"replaced"|"ice-timeout"|"connection-failed"}
+    {"type": "muted", "source", "muted": bool}           # a moderator (un)muted you (also sent
+                                                          # after "welcome" for a mute still holding)
+    {"type": "removed", "reason": "removed"|"replaced"|"ice-timeout"|"connection-failed"|"unavailable"}
     {"type": "ended"}                                     # the class was ended
     {"type": "error", "error": "BadRequest", "detail": "..."}
 
