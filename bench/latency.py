@@ -17,20 +17,15 @@ Prints a markdown table of p50 / p95 / max latency and the mean time per stage.
 Usage: ``.venv/bin/python bench/latency.py [--speakers 4] [--slices 6] [--slice-seconds 10]``.
 """
 
-# ruff: noqa: E402  (imports follow the sys.path fix below)
+
 from __future__ import annotations
-
-import sys
-
-# ``bench/queue.py`` shadows the standard library's ``queue`` (which asyncio and psycopg import)
-# when a script of this directory runs: leave the directory off the import path first.
-sys.path[:] = [p for p in sys.path if p and not p.rstrip("/").endswith("/bench")]
 
 import argparse
 import asyncio
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 import uuid

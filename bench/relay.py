@@ -28,12 +28,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-# Run as a script, Python puts bench/ first on the path, where bench/queue.py would shadow the
-# standard library's ``queue`` (aiortc imports it): the project root takes its place.
-if sys.path and Path(sys.path[0] or ".").resolve() == ROOT / "bench":
-    sys.path[0] = str(ROOT)
-else:
-    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's packages first
 
 from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
 from aiortc.contrib.media import MediaRecorder, MediaRelay  # noqa: E402

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from moderation.review.models import Action, DisplayStatus
+from moderation.schemas import FlagOut
 
 SEVERITY_LABELS = {1: "low", 2: "medium", 3: "high", 4: "critical"}
 
@@ -44,24 +45,6 @@ class QueueItemOut(BaseModel):
 class QueuePage(BaseModel):
     items: list[QueueItemOut]
     next_offset: int | None
-
-
-class FlagOut(BaseModel):
-    id: uuid.UUID
-    category: str
-    rule_id: str
-    rule_version: str
-    policy_version: str
-    severity: str
-    confidence: float
-    source: str
-    start_ms: int
-    end_ms: int
-    quote: str
-    evidence: dict[str, Any]
-    auto_action: str | None
-    automated_detection: bool
-    created_at: datetime
 
 
 class SegmentOut(BaseModel):

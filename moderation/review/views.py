@@ -59,12 +59,7 @@ def queue_item(item: ReviewItem, now: datetime, users: dict[uuid.UUID, User]) ->
 
 
 def flag_out(f: Flag) -> FlagOut:
-    return FlagOut(
-        id=f.id, category=f.category, rule_id=f.rule_id, rule_version=f.rule_version,
-        policy_version=f.policy_version, severity=f.severity, confidence=f.confidence, source=f.source,
-        start_ms=f.start_ms, end_ms=f.end_ms, quote=f.quote, evidence=dict(f.evidence or {}),
-        auto_action=f.auto_action, automated_detection=f.automated_detection, created_at=f.created_at,
-    )
+    return FlagOut.model_validate(f)
 
 
 def transcript(analysis: SliceAnalysis | None, flags: Sequence[Flag]) -> TranscriptOut | None:

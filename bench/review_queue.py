@@ -1,8 +1,8 @@
 """Review-queue benchmark on PostgreSQL: listing and claiming with 100 000 open items and
 1 000 000 decided ones, and 20 concurrent moderators claiming without ever sharing an item.
 
-    .venv/bin/python bench/queue.py                          # full size (~3-5 min on 2 cores)
-    .venv/bin/python bench/queue.py --open 10000 --decided 100000 --iterations 100   # quick
+    .venv/bin/python bench/review_queue.py                          # full size (~3-5 min on 2 cores)
+    .venv/bin/python bench/review_queue.py --open 10000 --decided 100000 --iterations 100   # quick
 
 A separate database (``cg_bench_queue_<random>``) is created on the server of
 ``CLASSGUARD_BENCH_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``),
