@@ -50,9 +50,12 @@ def _signal_path(session_id: uuid.UUID) -> str:
     return f"/api/v1/sessions/{session_id}/signal"
 
 
-def _join_out(rt: Runtime, ls: Any, role: str) -> JoinOut:
+async def _join_out(rt: Runtime, ls: Any, role: str) -> JoinOut:
+    path = _signal_path(ls.id)
+    node = await live.host_of(rt, ls.id)
+    url = f"{node.public_url.rstrip('/')}{path}" if node.public_url else path
     return JoinOut(session=SessionOut.model_validate(ls), role=role,  # type: ignore[arg-type]
-                   signal_path=_signal_path(ls.id), ice_servers=rt.settings.ice_servers)
+                   signal_path=path, signal_url=url, relay_node=node.id, ice_servers=rt.settings.ice_servers)
 
 
 # --- classes ----------------------------------------------------------------------------------------
@@ -134,7 +137,7 @@ async def end_class_session(class_id: uuid.UUID, session: DbSession, user: Curre
 async def join_class(class_id: uuid.UUID, session: DbSession, user: CurrentUser, rt: RuntimeDep) -> JoinOut:
     """Join the class's live session (the first join starts it): teacher and enrolled students only."""
     ls, role = await service.join_class(session, class_id, user)
-    return _join_out(rt, ls, role)
+    return await _join_out(rt, ls, role)
 
 
 @router.get("/sessions/{session_id}", response_model=SessionOut,
@@ -152,7 +155,7 @@ async def join_session(session_id: uuid.UUID, session: DbSession, user: CurrentU
     """Check that you may connect to this session now (the WebSocket applies the same rules):
     403 unless teacher or enrolled (or if removed), 409 if it has ended."""
     ls, _, role = await service.authorize_join(session, session_id, user)
-    return _join_out(rt, ls, role)
+    return await _join_out(rt, ls, role)
 
 
 @router.get("/sessions/{session_id}/participants", response_model=list[ParticipantOut],
@@ -350,6 +353,10 @@ async def signal(websocket: WebSocket, session_id: uuid.UUID) -> None:
         relay = live.relay_of(rt)
         if relay is None:
             raise _Unavailable("the live relay is not running in this process")
+        host = await live.host_of(rt, session_id)
+        if not live.is_this_node(rt, host):
+            raise Conflict(f"this class is hosted on relay node {host.id}; connect to "
+                           f"{host.public_url.rstrip('/')}{_signal_path(session_id)}")
         async with unit_of_work(rt.sessionmaker) as session:
             _, user = await accounts_service.authenticate(session, token)
             ls, _, role = await service.authorize_join(session, session_id, user)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from classroom import live, service
 from classroom import repository as repo
 from classroom.after_commit import drain
+from classroom.placement import make_placement
 from classroom.recorder import ClosedSegment
 from classroom.relay import Relay, RelayCallbacks, StoredParticipant
 from classroom.service import SegmentFacts
@@ -134,6 +135,9 @@ async def startup(rt: Runtime) -> None:
     await recover(rt, relay)
     async with unit_of_work(rt.sessionmaker) as session:
         await service.close_stale_state(session)
+    placement = make_placement(s, load=lambda: len(relay.rooms))
+    await placement.start()
+    rt.extras["placement"] = placement
     rt.extras["relay"] = relay
 
 
@@ -141,4 +145,7 @@ async def shutdown(rt: Runtime) -> None:
     relay: Relay | None = rt.extras.pop("relay", None)
     if relay is not None:
         await relay.close()
+    placement = rt.extras.pop("placement", None)
+    if placement is not None:
+        await placement.stop()
     await drain()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from storage.runtime import Runtime, get_runtime
 
 if TYPE_CHECKING:
+    from classroom.placement import Node
     from classroom.relay import Relay
 
 ATTRIBUTION_TTL_SECONDS = 30.0
@@ -125,3 +126,18 @@ def process_stats(rt: Runtime | None = None) -> dict[str, Any]:
         "rooms": len(rooms), "participants": sum(len(r.participants) for r in rooms.values()),
         "relay": {"running": relay is not None},
     }
+
+
+async def host_of(rt: Runtime, room_id: uuid.UUID) -> Node:
+    """The relay node hosting a live session (placed on first ask; always this node when embedded)."""
+    from classroom.placement import LocalPlacement, Node
+
+    placement = rt.extras.get("placement")
+    if placement is None:  # no relay lifecycle in this process (CLI tools, some tests)
+        placement = LocalPlacement(Node(rt.settings.relay_node_id, rt.settings.relay_public_url))
+    node: Node = await placement.place(room_id)
+    return node
+
+
+def is_this_node(rt: Runtime, node: Node) -> bool:
+    return node.id == rt.settings.relay_node_id

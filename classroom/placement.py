@@ -13,8 +13,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+from classguard.settings import Settings
 
 log = logging.getLogger("classguard.placement")
 
@@ -62,7 +65,6 @@ class Placement(Protocol):
     async def stop(self) -> None: ...
     async def place(self, room_id: uuid.UUID) -> Node: ...
     async def release(self, room_id: uuid.UUID) -> None: ...
-    def set_room_count(self, n: int) -> None: ...
 
 
 class LocalPlacement:
@@ -83,23 +85,22 @@ class LocalPlacement:
     async def release(self, room_id: uuid.UUID) -> None:
         return None
 
-    def set_room_count(self, n: int) -> None:
-        return None
-
 
 class RedisPlacement:
     """Room placement and node liveness shared by every relay node through Redis."""
 
-    def __init__(self, redis_url: str, node: Node, *, heartbeat_seconds: float = 3.0,
-                 node_ttl_seconds: int = 10, room_ttl_seconds: int = 6 * 3600) -> None:
+    def __init__(self, redis_url: str, node: Node, *, load: Callable[[], int] = lambda: 0,
+                 heartbeat_seconds: float = 3.0, node_ttl_seconds: int = 10,
+                 room_ttl_seconds: int = 6 * 3600) -> None:
+        """``load`` tells how many rooms this node holds now (published with each heartbeat)."""
         import redis.asyncio as aioredis
 
         self.node = node
+        self._load = load
         self._redis = aioredis.from_url(redis_url, decode_responses=True)
         self._heartbeat = heartbeat_seconds
         self._node_ttl = node_ttl_seconds
         self._room_ttl = room_ttl_seconds
-        self._rooms = 0
         self._task: asyncio.Task[None] | None = None
         self._script = self._redis.register_script(_PLACE)
 
@@ -116,13 +117,10 @@ class RedisPlacement:
             await self._redis.delete(NODE_PREFIX + self.node.id)
         await self._redis.aclose()
 
-    def set_room_count(self, n: int) -> None:
-        self._rooms = n
-
     async def _beat(self) -> None:
         key = NODE_PREFIX + self.node.id
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"rooms": self._rooms, "url": self.node.public_url})
+            pipe.hset(key, mapping={"rooms": self._load(), "url": self.node.public_url})
             pipe.expire(key, self._node_ttl)
             await pipe.execute()
 
@@ -135,6 +133,7 @@ class RedisPlacement:
                 log.warning("relay heartbeat to Redis failed", exc_info=True)
 
     async def place(self, room_id: uuid.UUID) -> Node:
+        await self._beat()  # publish the current load before comparing loads
         owner = await self._script(args=[ROOM_PREFIX + str(room_id), NODE_PREFIX, self.node.id, self._room_ttl])
         if owner == self.node.id:
             return self.node
@@ -146,3 +145,11 @@ class RedisPlacement:
         key = ROOM_PREFIX + str(room_id)
         if await self._redis.get(key) == self.node.id:
             await self._redis.delete(key)
+
+
+def make_placement(settings: Settings, load: Callable[[], int]) -> LocalPlacement | RedisPlacement:
+    """The placement the settings ask for (``relay_placement``: local or redis)."""
+    node = Node(settings.relay_node_id, settings.relay_public_url)
+    if settings.relay_placement == "redis":
+        return RedisPlacement(settings.redis_url, node, load=load)
+    return LocalPlacement(node)

@@ -72,6 +72,9 @@ class JoinOut(BaseModel):
     session: SessionOut
     role: Literal["teacher", "student"]
     signal_path: str
+    signal_url: str = Field(description="where to open the WebSocket: the hosting relay node's URL, or the "
+                                        "same path on this server")
+    relay_node: str = Field(description="id of the relay node that hosts this live session")
     ice_servers: list[dict[str, Any]]
 
 

@@ -12,7 +12,7 @@ const SOURCES = ["mic", "camera", "screen"];
 
 const $ = (id) => document.getElementById(id);
 const cg = {  // page state, also read by the browser tests
-  me: null, sessionId: null, classId: null, participantId: null, state: "idle",
+  me: null, token: null, sessionId: null, classId: null, participantId: null, state: "idle",
   participants: [], messages: [], errors: [], wanted: { mic: false, camera: false, screen: false },
 };
 window.cg = cg;
@@ -87,6 +87,7 @@ $("login-form").addEventListener("submit", async (ev) => {
     const out = await api("POST", "/api/v1/auth/login",
       { identifier: form.get("identifier"), password: form.get("password") });
     cg.me = out.user;
+    cg.token = out.token;  // kept in memory only, for a relay node on another origin
     notice("");
     await showClasses();
     const m = location.pathname.match(/^\/classes\/([0-9a-f-]{36})$/);
@@ -199,8 +200,11 @@ async function joinClass(classId) {
     midStreams[mid] = new MediaStream([ev.track]);
     renderMedia();
   });
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  ws = new WebSocket(`${scheme}://${location.host}${join.signal_path}`);
+  // The session may be hosted by another relay node (scale-out): join.signal_url says where.
+  const target = new URL(join.signal_url || join.signal_path, location.href);
+  target.protocol = target.protocol === "https:" ? "wss:" : "ws:";
+  if (target.host !== location.host && cg.token) target.searchParams.set("token", cg.token);
+  ws = new WebSocket(target.href);
   ws.addEventListener("message", (ev) => onMessage(JSON.parse(ev.data)));
   ws.addEventListener("close", () => {
     if (cg.state !== "left") {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -25,10 +26,13 @@ async def clean_redis() -> AsyncIterator[None]:
     await r.aclose()
 
 
+LOADS: dict[str, int] = {}
+
+
 async def _node(name: str, rooms: int = 0, ttl: int = 10) -> RedisPlacement:
-    p = RedisPlacement(REDIS_URL, Node(name, f"https://{name}.example"), heartbeat_seconds=0.2,
-                       node_ttl_seconds=ttl)
-    p.set_room_count(rooms)
+    LOADS[name] = rooms
+    p = RedisPlacement(REDIS_URL, Node(name, f"https://{name}.example"), load=lambda: LOADS[name],
+                       heartbeat_seconds=0.2, node_ttl_seconds=ttl)
     await p.start()
     return p
 
@@ -44,7 +48,7 @@ async def test_concurrent_joins_agree_on_one_least_loaded_owner(clean_redis: Non
         await busy.release(room)
         assert (await busy.place(room)).id == "idle"
         await idle.release(room)
-        busy.set_room_count(0)
+        LOADS["busy"] = 0
         await asyncio.sleep(0.5)  # the next heartbeat publishes the lighter load
         assert (await idle.place(room)).id == "busy"
     finally:
@@ -61,3 +65,56 @@ async def test_room_moves_when_its_node_dies(clean_redis: None) -> None:
         assert (await b.place(room)).id == "b"
     finally:
         await b.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+async def test_two_relay_nodes_send_a_session_to_its_host(clean_redis: None, pg_settings: object,
+                                                          tmp_path: Path) -> None:
+    """Two `classguard serve` nodes on one PostgreSQL and one Redis: the live session is placed on
+    one node; joining through the other names the host's URL, and its socket refuses with 409."""
+    import json as jsonlib
+
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    from classguard.settings import Settings
+    from tests.classroom.live_server import LiveServer, free_port
+    from tests.conftest import TEST_BLIND_KEY, TEST_KEYS
+
+    assert isinstance(pg_settings, Settings)
+    nodes = []
+    for name in ("node-a", "node-b"):
+        port = free_port()
+        (tmp_path / name / "var").mkdir(parents=True)
+        nodes.append(LiveServer(tmp_path / name / "var", port=port, settings_env={
+            "CLASSGUARD_DATABASE_URL": pg_settings.database_url,
+            "CLASSGUARD_ENCRYPTION_KEYS": jsonlib.dumps(TEST_KEYS), "CLASSGUARD_ENCRYPTION_ACTIVE_KEY_ID": "k1",
+            "CLASSGUARD_BLIND_INDEX_KEY": TEST_BLIND_KEY, "CLASSGUARD_REDIS_URL": REDIS_URL,
+            "CLASSGUARD_RELAY_PLACEMENT": "redis", "CLASSGUARD_RELAY_NODE_ID": name,
+            "CLASSGUARD_RELAY_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        }))
+    a, b = nodes
+    a.start()
+    b.start()
+    try:
+        teacher = a.register("t@example.com", "teacher")
+        student = a.register("s@example.com", "student")
+        class_id = a.make_class(teacher, [student])
+        via_a = a.post(f"/api/v1/classes/{class_id}/join", teacher)
+        assert via_a["relay_node"] == "node-a"
+        sid = via_a["session"]["id"]
+        via_b = b.post(f"/api/v1/classes/{class_id}/join", b.login("s@example.com"))
+        assert via_b["relay_node"] == "node-a"
+        assert via_b["signal_url"] == f"{a.base}/api/v1/sessions/{sid}/signal"
+
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(b.ws_url(sid, student)):
+                pass
+        assert refused.value.response.status_code == 409
+        assert "node-a" in jsonlib.loads(refused.value.response.body or b"{}")["detail"]
+        async with connect(a.ws_url(sid, student)) as ws:
+            assert jsonlib.loads(await ws.recv())["type"] == "welcome"
+    finally:
+        a.stop()
+        b.stop()
