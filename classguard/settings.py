@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
     max_upload_bytes: int = 200 * 1024 * 1024
+    # Region → its own media directory (local) or bucket (s3); personal media keys start with the
+    # owner's region. Empty: one store for every region.
+    media_regions: dict[str, str] = Field(default_factory=dict)
 
     # --- field encryption --------------------------------------------------------------
     # JSON object {key_id: base64 32-byte key}. Empty: a key file is created under data_dir.

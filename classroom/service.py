@@ -386,8 +386,9 @@ class SegmentFacts:
 SliceOutcome = Literal["created", "exists", "discard", "unknown-session"]
 
 
-def slice_media_key(session_id: uuid.UUID, user_id: uuid.UUID, source: str, seq: int) -> str:
-    return f"slices/{session_id}/{user_id}/{source}/{seq:06d}.webm"
+def slice_media_key(region: str, session_id: uuid.UUID, user_id: uuid.UUID, source: str, seq: int) -> str:
+    """Media keys start with the recorded person's region, so the store keeps them there (promise 9)."""
+    return f"{region}/slices/{session_id}/{user_id}/{source}/{seq:06d}.webm"
 
 
 def count_packets(path: Path) -> int:
@@ -422,7 +423,9 @@ async def create_slice(session: AsyncSession, media: MediaStore,
         return existing, "exists"
     if await asyncio.to_thread(count_packets, facts.path) == 0:
         return None, "discard"
-    key = slice_media_key(facts.room_id, facts.participant_id, facts.source, facts.seq)
+    owner = await session.get(User, facts.participant_id)
+    region = owner.region if owner is not None else "unknown"
+    key = slice_media_key(region, facts.room_id, facts.participant_id, facts.source, facts.seq)
     content_type = CONTENT_TYPES.get(facts.source, "video/webm")
     size = await media.put_file(key, facts.path, content_type)
     row = Slice(

@@ -512,15 +512,78 @@ def _code(exc: Any) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
 
-def build_media_store(settings: Settings) -> MediaStore:
-    """The media store the settings ask for (``media_backend``: ``local`` or ``s3``)."""
+class RegionalMediaStore:
+    """Keeps each object in the store of the region its key starts with (privacy promise 9).
+
+    Keys of personal media begin with the owner's region (``eu/slices/…``); the settings map a
+    region to its own directory or bucket. Keys without a known region prefix (derived,
+    short-lived artefacts) go to the default store.
+    """
+
+    def __init__(self, regions: dict[str, MediaStore], default: MediaStore) -> None:
+        self.regions = regions
+        self.default = default
+
+    def store_for(self, key: str) -> MediaStore:
+        return self.regions.get(key.split("/", 1)[0], self.default)
+
+    async def put(self, key: str, data: Body, content_type: str = "application/octet-stream") -> int:
+        return await self.store_for(key).put(key, data, content_type)
+
+    async def put_file(self, key: str, local_path: Path | str, content_type: str = "application/octet-stream") -> int:
+        return await self.store_for(key).put_file(key, local_path, content_type)
+
+    async def get_bytes(self, key: str) -> bytes:
+        return await self.store_for(key).get_bytes(key)
+
+    def open_range(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        return self.store_for(key).open_range(key, start, end)
+
+    async def size(self, key: str) -> int:
+        return await self.store_for(key).size(key)
+
+    async def exists(self, key: str) -> bool:
+        return await self.store_for(key).exists(key)
+
+    async def delete(self, key: str) -> bool:
+        return await self.store_for(key).delete(key)
+
+    async def list(self, prefix: str = "") -> KeyList:
+        region = prefix.split("/", 1)[0]
+        if "/" in prefix and region in self.regions:
+            return await self.regions[region].list(prefix)
+        keys: set[str] = set()
+        for store in (self.default, *self.regions.values()):
+            keys.update(await store.list(prefix))
+        return sorted(keys)
+
+    async def download_to(self, key: str, local_path: Path | str) -> Path:
+        return await self.store_for(key).download_to(key, local_path)
+
+
+def _single_store(settings: Settings, *, bucket: str | None = None, root: Path | None = None) -> MediaStore:
     if settings.media_backend == "s3":
         return S3MediaStore(
-            settings.s3_bucket,
+            bucket or settings.s3_bucket,
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
             access_key_id=settings.s3_access_key_id,
             secret_access_key=settings.s3_secret_access_key,
         )
     assert settings.media_dir is not None
-    return LocalMediaStore(settings.media_dir)
+    return LocalMediaStore(root or settings.media_dir)
+
+
+def build_media_store(settings: Settings) -> MediaStore:
+    """The media store the settings ask for (``media_backend``: ``local`` or ``s3``), split per
+    region when ``media_regions`` maps regions to their own directory (local) or bucket (s3)."""
+    default = _single_store(settings)
+    if not settings.media_regions:
+        return default
+    regions: dict[str, MediaStore] = {}
+    for region, where in settings.media_regions.items():
+        if settings.media_backend == "s3":
+            regions[region] = _single_store(settings, bucket=where)
+        else:
+            regions[region] = _single_store(settings, root=Path(where))
+    return RegionalMediaStore(regions, default)

@@ -54,7 +54,7 @@ async def make_user(role: str | Role = Role.student, **overrides: Any) -> TestUs
         user = await service.register(session, rt.settings, service.NewUser(
             email=body["email"], phone=body.get("phone"), password=body["password"],
             display_name=body["display_name"], date_of_birth=date.fromisoformat(body["date_of_birth"]),
-            role=Role(role),
+            role=Role(role), region=body.get("region"),
         ))
     return TestUser(id=str(user.id), email=body["email"], password=body["password"], role=Role(role).value)
 

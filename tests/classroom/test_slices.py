@@ -102,7 +102,7 @@ async def test_mic_slices_only_inside_on_intervals_and_playable(client: httpx.As
         inside = [iv for iv in intervals if iv[0] - TOLERANCE <= start and end <= iv[1] + TOLERANCE]  # type: ignore[operator]
         assert inside, f"slice {s['seq']} {start}–{end} is not inside an on-interval {intervals}"
         assert s["content_type"] == "audio/webm"  # (status belongs to the pipeline after creation)
-        assert s["media_key"] == f"slices/{sid}/{setup.student.id}/mic/{s['seq']:06d}.webm"
+        assert s["media_key"] == f"eu/slices/{sid}/{setup.student.id}/mic/{s['seq']:06d}.webm"
         data = await rt.media.get_bytes(s["media_key"])
         assert len(data) == s["size_bytes"]
         frames, rms = decode_audio(data, tmp_path / f"{s['seq']}.webm")
