@@ -145,6 +145,21 @@ def transcribe(
         # Nothing to hear: skip the model (and its language guess) entirely.
         return Transcript(language=opts.language or "en", language_probability=0.0, duration=duration)
     audio = np.ascontiguousarray(audio, dtype=np.float32)
+    with _decode_lock:
+        return _decode(whisper, audio, opts, duration)
+
+
+# Whisper's temperature fallback samples with CTranslate2's process-wide random generator. Seeding
+# it before each decode (one decode at a time) makes the same audio give the same transcript,
+# so a retried or re-run slice yields exactly the same flags.
+_decode_lock = threading.Lock()
+DECODE_SEED = 20261124
+
+
+def _decode(whisper: Any, audio: np.ndarray, opts: AsrOptions, duration: float) -> Transcript:
+    import ctranslate2
+
+    ctranslate2.set_random_seed(DECODE_SEED)
     raw_segments, info = whisper.transcribe(
         audio,
         language=opts.language,

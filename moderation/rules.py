@@ -235,6 +235,16 @@ def _matches(policy: Policy, joined: _Joined, source: str, locale: str | None) -
     return _resolve(found)
 
 
+LEAD_IN_SECONDS = 1.0
+
+
+def _time_at(p: _Piece, raw: int) -> float:
+    """When a character of a speech span was said, assuming even speech across the span."""
+    width = max(1, p.raw_end - p.raw_start)
+    frac = min(1.0, max(0.0, (raw - p.raw_start) / width))
+    return p.span.start + frac * (p.span.end - p.span.start)
+
+
 def _hit(rule: Rule, m: Match, joined: _Joined, source: SpanSource) -> tuple[Hit, int, int] | None:
     a, b = joined.doc.norm.raw_range(m.start, m.end)
     touched = joined.touched(a, b)
@@ -245,7 +255,15 @@ def _hit(rule: Rule, m: Match, joined: _Joined, source: SpanSource) -> tuple[Hit
     spec = rule.spec
     evidence: dict[str, Any] = {"value": m.value, **{k: v for k, v in m.extras.items() if v is not None}}
     confidence = m.confidence
-    if current:
+    if current and source == "speech":
+        # A speech span is a whole ASR segment (often several seconds); place the hit inside it
+        # by its character position, with a little lead-in, so review can jump close to it.
+        head = min(current, key=lambda p: p.raw_start)
+        tail = max(current, key=lambda p: p.raw_end)
+        start = max(head.span.start, _time_at(head, max(a, head.raw_start)) - LEAD_IN_SECONDS)
+        end = min(tail.span.end, _time_at(tail, min(b, tail.raw_end)) + LEAD_IN_SECONDS)
+        evidence["segment"] = [round(head.span.start, 3), round(tail.span.end, 3)]
+    elif current:
         start = min(p.span.start for p in current)
         end = max(p.span.end for p in current)
     else:

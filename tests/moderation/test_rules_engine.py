@@ -111,7 +111,9 @@ def test_hit_carries_rule_version_severity_quote_and_time() -> None:
         1,
         "high",
     )
-    assert (hit.start, hit.end) == (2.0, 5.5)
+    # placed inside its 3.5 s segment by character position (with 1 s lead-in), not the whole segment
+    assert 2.0 <= hit.start < 2.5 and 4.5 < hit.end <= 5.5 and hit.end - hit.start < 3.5
+    assert hit.evidence["segment"] == [2.0, 5.5]
     assert "[415 555 2671]" in hit.quote and "Call me on" in hit.quote
     assert 0 < hit.confidence <= 1
     assert hit.evidence["value"] == "4155552671"
