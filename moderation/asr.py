@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,10 @@ class AsrOptions:
     language: str | None = None
     # Leave out the VAD's own defaults unless a deployment has measured better ones.
     vad_parameters: dict[str, Any] | None = None
+    # Beam search only, no sampling fallback: CTranslate2 samples with per-thread generators that
+    # cannot be reseeded per call, so a fallback made a re-run slice hear something else (and flag
+    # something else). Moderation needs the same transcript every time.
+    temperature: float = 0.0
 
 
 def resolve_model(model: str | os.PathLike[str] | None) -> str:
@@ -145,21 +150,26 @@ def transcribe(
         # Nothing to hear: skip the model (and its language guess) entirely.
         return Transcript(language=opts.language or "en", language_probability=0.0, duration=duration)
     audio = np.ascontiguousarray(audio, dtype=np.float32)
-    with _decode_lock:
-        return _decode(whisper, audio, opts, duration)
+    return _decode(whisper, audio, opts, duration)
 
 
-# Whisper's temperature fallback samples with CTranslate2's process-wide random generator. Seeding
-# it before each decode (one decode at a time) makes the same audio give the same transcript,
-# so a retried or re-run slice yields exactly the same flags.
-_decode_lock = threading.Lock()
-DECODE_SEED = 20261124
+# Greedy decoding sometimes loops on a token ("… 7-8-8-8-8-8-8-8 …"); six or more identical
+# units in a row are a loop, not speech, and would hide the real text (e.g. a phone number)
+# behind an endless digit run. Keep one.
+_LOOP = re.compile(r"(?P<unit>[-,\s]?\w{1,12})(?P=unit){5,}")
 
 
-def _decode(whisper: Any, audio: np.ndarray, opts: AsrOptions, duration: float) -> Transcript:
-    import ctranslate2
+def collapse_loops(text: str) -> str:
+    return _LOOP.sub(lambda m: m.group("unit"), text)
 
-    ctranslate2.set_random_seed(DECODE_SEED)
+
+# Whisper's own remedy for a looping decode is to resample at a higher temperature, which is
+# random. Ours is deterministic: decode again with a mild repetition penalty and no repeated
+# 6-grams. A compression ratio above this (gzip ratio of the text) marks a loop, as in Whisper.
+LOOP_COMPRESSION_RATIO = 2.4
+
+
+def _run(whisper: Any, audio: np.ndarray, opts: AsrOptions, **extra: Any) -> tuple[list[Any], Any]:
     raw_segments, info = whisper.transcribe(
         audio,
         language=opts.language,
@@ -168,12 +178,21 @@ def _decode(whisper: Any, audio: np.ndarray, opts: AsrOptions, duration: float) 
         vad_parameters=opts.vad_parameters,
         word_timestamps=opts.word_timestamps,
         hotwords=opts.hotwords,
+        temperature=opts.temperature,
         # Slices are short; carrying text between windows mostly repeats hallucinations.
         condition_on_previous_text=False,
+        **extra,
     )
+    return list(raw_segments), info  # a generator: decoding happens here
+
+
+def _decode(whisper: Any, audio: np.ndarray, opts: AsrOptions, duration: float) -> Transcript:
+    raw_segments, info = _run(whisper, audio, opts)
+    if any(s.compression_ratio > LOOP_COMPRESSION_RATIO for s in raw_segments):
+        raw_segments, info = _run(whisper, audio, opts, repetition_penalty=1.1, no_repeat_ngram_size=6)
     segments = []
-    for s in raw_segments:  # a generator: decoding happens while we iterate
-        text = s.text.strip()
+    for s in raw_segments:
+        text = collapse_loops(s.text.strip())
         if not text:
             continue
         words = tuple(

@@ -187,7 +187,7 @@ def test_model_loads_once_per_process() -> None:
 
 def test_same_audio_gives_the_same_transcript_whatever_ran_before() -> None:
     """Re-running a slice (retry, restart) must yield the same transcript and so the same flags,
-    even where Whisper falls back to sampling (this clip makes it do so)."""
+    even where the first decode loops (this clip makes it loop) and is decoded again."""
     from moderation.asr import transcribe
     from moderation.media_prep import load_audio_16k
 
@@ -197,3 +197,11 @@ def test_same_audio_gives_the_same_transcript_whatever_ran_before() -> None:
     transcribe(other)
     transcribe(other)
     assert [s.text for s in transcribe(hard).segments] == first
+
+
+def test_decoding_loops_are_collapsed_but_real_repeats_kept() -> None:
+    from moderation.asr import collapse_loops
+
+    assert collapse_loops("Call me on 0-4-1-2-3-4-5-6-7-8" + "-8" * 40) == "Call me on 0-4-1-2-3-4-5-6-7-8"
+    for kept in ("five five five one two three", "555-555-5555", "1,000,000 dollars", "no no no no"):
+        assert collapse_loops(kept) == kept
