@@ -21,7 +21,7 @@ from accounts.passwords import DUMMY_HASH, hash_password, verify_password, weakn
 from accounts.schemas import GuardianConsentIn, UserOut
 from classguard.settings import Settings
 from storage.db import utcnow
-from storage.errors import AppError, Conflict, Forbidden, TooManyRequests, Unauthorized, Unprocessable
+from storage.errors import AppError, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unprocessable
 from storage.runtime import get_runtime
 
 PHONE_CONTEXT = "users.phone"
@@ -233,8 +233,6 @@ async def reinstate(session: AsyncSession, user_id: uuid.UUID) -> User:
 
 
 async def get_user_or_404(session: AsyncSession, user_id: uuid.UUID) -> User:
-    from storage.errors import NotFound
-
     user = await repo.get_user(session, user_id)
     if user is None:
         raise NotFound("user not found")

@@ -3,6 +3,8 @@ storage ← accounts ← classroom ← moderation). Imported once by ``bootstrap
 
 from __future__ import annotations
 
+from typing import Any
+
 from accounts import events as accounts_events
 from classroom import events as classroom_events
 from classroom import privacy as classroom_privacy
@@ -14,7 +16,7 @@ from moderation.review import privacy as review_privacy
 from storage import retention
 
 
-def _add(hooks: list, fn: object) -> None:  # type: ignore[type-arg]
+def _add(hooks: list[Any], fn: Any) -> None:
     if fn not in hooks:
         hooks.append(fn)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 
 class AppError(Exception):
     """An expected failure with an HTTP status. ``error`` is the stable machine-readable name."""
@@ -65,9 +67,6 @@ def error_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
     for err in errors:
         out[err.status] = {"model": ErrorBody, "description": err.error}
     return out
-
-
-from pydantic import BaseModel  # noqa: E402  (kept beside its only use)
 
 
 class ErrorBody(BaseModel):
