@@ -28,3 +28,12 @@ def run_with_runtime(fn: Callable[[Runtime], Awaitable[T]], *, migrate: bool = T
             await stop_runtime()
 
     return asyncio.run(_go())
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now (for a server this command starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

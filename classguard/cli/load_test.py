@@ -27,6 +27,7 @@ from typing import Any
 import typer
 
 from classguard.cli import app, setup_logging
+from classguard.cli.common import free_port
 
 log = logging.getLogger("classguard.load_test")
 AUDIO_FPS = 50.0  # aiortc Opus: 20 ms frames
@@ -137,13 +138,6 @@ async def _wait_healthy(client: Any, timeout: float = 60.0) -> None:
     raise RuntimeError("server did not become healthy")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 async def run_load(rooms: int, publishers: int, seconds: float, url: str | None, pid: int | None, video: bool,
                    fps: float, warmup: float, staff: tuple[str, str] | None) -> dict[str, Any]:
@@ -153,7 +147,7 @@ async def run_load(rooms: int, publishers: int, seconds: float, url: str | None,
 
     proc = None
     if url is None:
-        port = _free_port()
+        port = free_port()
         proc, data_dir = _start_local_server(port)
         url, pid = f"http://127.0.0.1:{port}", proc.pid
         log.warning("started classguard serve (pid %d) with data in %s", pid, data_dir)

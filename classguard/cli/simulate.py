@@ -26,6 +26,7 @@ from typing import Any
 import typer
 
 from classguard.cli import app, setup_logging
+from classguard.cli.common import free_port
 
 log = logging.getLogger("classguard.simulate")
 
@@ -64,13 +65,6 @@ def speech_wav(path: Path, text: str = DEFAULT_SPEECH) -> Path | None:
                    capture_output=True, timeout=60)
     return path
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -237,7 +231,7 @@ async def run_simulation(plan: SimPlan) -> dict[str, Any]:
 
     settings = Settings(data_dir=plan.data_dir)
     await asyncio.to_thread(upgrade, settings.sync_database_url)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on"))
     serving = asyncio.create_task(server.serve())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +14,12 @@ from typing import Any
 
 import httpx
 
+from classguard.cli.common import free_port
+from tests.processes import stop_process
+
 CLI = str(Path(sys.executable).with_name("classguard"))
 PASSWORD = "correct horse battery"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -81,13 +78,8 @@ class LiveServer:
         raise AssertionError(f"server did not answer /healthz within {timeout} s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
 
     def kill9(self) -> None:
         assert self.proc is not None

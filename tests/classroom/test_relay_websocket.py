@@ -4,24 +4,18 @@ classroom domain's route does) and bots using ``WebSocketChannel``, through uvic
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 
 import pytest
 import uvicorn
 from fastapi import FastAPI, WebSocket
 
+from classguard.cli.common import free_port
 from classroom.bot import Bot, WebSocketChannel
 from classroom.relay import Relay
 from classroom.signaling import StarletteChannel
 
 from .conftest import Events
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.slow
@@ -35,7 +29,7 @@ async def test_bots_over_websockets_hear_each_other(relay: Relay, events: Events
         await websocket.accept()
         await relay.connect(room, uuid.uuid4(), name, "student", StarletteChannel(websocket))
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     serving = asyncio.ensure_future(server.serve())
     try:

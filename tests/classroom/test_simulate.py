@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.classroom.live_server import CLI
 from tests.classroom.media_checks import decode_webm
-
-CLI = str(Path(sys.executable).with_name("classguard"))
 
 
 @pytest.mark.slow

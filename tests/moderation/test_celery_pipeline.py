@@ -28,6 +28,7 @@ from storage.runtime import get_runtime
 from tests.conftest import REDIS_URL, TEST_BLIND_KEY, TEST_KEYS, make_settings
 from tests.moderation import fixtures
 from tests.moderation.slice_factory import add_slice, live_room
+from tests.processes import stop_process
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -72,12 +73,7 @@ def worker(celery_settings: Settings, tmp_path: Path) -> Iterator[tuple[subproce
     try:
         yield proc, log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         r.delete(*QUEUES)
 
 

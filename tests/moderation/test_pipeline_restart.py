@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -22,17 +20,19 @@ from sqlalchemy import select
 
 from classguard.app import create_app
 from classguard.bootstrap import start_runtime, stop_runtime
+from classguard.cli.common import free_port
 from classguard.settings import Settings
 from moderation.models import Flag, StageRun
 from storage.db import unit_of_work
 from storage.runtime import get_runtime
+from tests.classroom.live_server import CLI
 from tests.conftest import TEST_BLIND_KEY, TEST_KEYS
 from tests.moderation import fixtures
 from tests.moderation.slice_factory import add_raw_slice, add_slice, live_room
+from tests.processes import stop_process
 
 pytestmark = pytest.mark.slow
 
-CLI = str(Path(sys.executable).with_name("classguard"))
 SENTENCE = ("Hello class. If you want extra practice you can text me, "
             "my number is four one five two zero three seven eight six six.")
 FLAG_FIELDS = ("rule_id", "rule_version", "policy_version", "category", "severity", "start_ms", "end_ms", "quote",
@@ -74,11 +74,6 @@ async def test_restart_resumes_slices_whose_jobs_were_lost(settings: Settings) -
         assert any(r[0] == "contact.phone" for r in await flag_rows(sid))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def _serve(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     """``classguard serve`` (embedded mode: in-process workers) on the test's database and media."""
@@ -92,7 +87,7 @@ def _serve(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         "CLASSGUARD_TASK_RETRY_BASE_SECONDS": "0.1",
     })
     with log.open("ab") as out:
-        return subprocess.Popen([CLI, "serve", "--port", str(_free_port())], env=env, cwd=settings.data_dir,
+        return subprocess.Popen([CLI, "serve", "--port", str(free_port())], env=env, cwd=settings.data_dir,
                                 stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -153,11 +148,7 @@ async def test_worker_killed_mid_asr_restarts_to_the_same_flags_once(settings: S
         _wait_for("the slice to finish", lambda: _query(db, "SELECT status FROM slices WHERE id = ?", hex_id)
                   in ([("done",)], [("failed",)]), proc, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
     await start_runtime(settings, start_workers=False, lifecycle=False)
     try:
