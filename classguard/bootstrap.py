@@ -46,7 +46,10 @@ def build_runtime(settings: Settings, *, dispatcher: Dispatcher | None = None) -
     engine = make_engine(settings.database_url, settings.database_echo)
     if dispatcher is None:
         if settings.worker_mode == "celery":
-            dispatcher = CeleryDispatcher(settings.redis_url)
+            # The root builds the Celery app and hands it to the kit's dispatcher.
+            from classguard.celery_app import make_celery
+
+            dispatcher = CeleryDispatcher(make_celery(settings.redis_url, settings))
         else:
             dispatcher = InProcessDispatcher(
                 settings.inprocess_concurrency, settings.task_max_attempts, settings.task_retry_base_seconds

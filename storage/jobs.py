@@ -136,13 +136,21 @@ class InProcessDispatcher:
                     self._idle.set()
 
 
+class TaskSender(Protocol):
+    """What the dispatcher needs of a Celery app: ``send_task`` (the root builds the app)."""
+
+    def send_task(self, name: str, *, kwargs: dict[str, Any], queue: str) -> Any: ...
+
+
 class CeleryDispatcher:
-    """Sends jobs to Celery workers over Redis, one queue per stage (see ``classguard.celery_app``)."""
+    """Sends jobs to Celery workers over Redis, one queue per stage.
 
-    def __init__(self, broker_url: str) -> None:
-        from classguard.celery_app import make_celery
+    The Celery app is handed in by the composition root (``classguard.celery_app.make_celery``),
+    so the kit never imports the root.
+    """
 
-        self.app = make_celery(broker_url)
+    def __init__(self, app: TaskSender) -> None:
+        self.app = app
 
     async def submit(self, name: str, kwargs: dict[str, Any]) -> None:
         spec = REGISTRY[name]
