@@ -21,8 +21,7 @@ from moderation.asr import AsrModelError, AsrOptions, Transcript, transcribe
 from moderation.faces import FaceBox, detect_faces
 from moderation.media_prep import MediaError, MediaInfo
 from moderation.ocr import OcrBox, read_text
-from moderation.rules import CarryState, Hit, TextSpan, evaluate
-from moderation.rules_policy import Policy, PolicyError
+from moderation.rules import CarryState, Hit, Policy, PolicyError, TextSpan, evaluate
 
 log = logging.getLogger("classguard.moderation")
 

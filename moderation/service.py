@@ -18,7 +18,7 @@ from moderation import pipeline
 from moderation import repository as repo
 from moderation.models import PolicyVersion, StageRun
 from moderation.policy_store import active_policy, file_policy
-from moderation.rules import Policy
+from moderation.rules import Policy, PolicyError
 from moderation.schemas import (
     FlagOut,
     PolicyOut,
@@ -29,7 +29,7 @@ from moderation.schemas import (
     TranscriptSegmentOut,
 )
 from storage.access_log.service import record_access
-from storage.errors import Conflict, NotFound
+from storage.errors import Conflict, NotFound, Unprocessable
 
 log = logging.getLogger("classguard.moderation")
 
@@ -148,7 +148,10 @@ async def install_policy(session: AsyncSession, settings: Settings, admin: User,
     no-op; a version string already used for other content is refused, because flags name
     the version they were made under and it must mean one thing.
     """
-    policy = Policy.from_dict(body, source="the request")  # PolicyError (422) lists every problem
+    try:
+        policy = Policy.from_dict(body, source="the request")
+    except PolicyError as exc:
+        raise Unprocessable(exc.detail) from None  # lists every problem, with its place
     existing = await repo.get_policy_version(session, policy.version)
     if existing is not None:
         if Policy.from_dict(existing.body).digest != policy.digest:

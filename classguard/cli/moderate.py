@@ -96,7 +96,7 @@ def moderate(
 
     from moderation.analyze import KINDS, AnalysisOptions, analyze_file
     from moderation.asr import AsrModelError, get_model
-    from moderation.rules_policy import Policy, PolicyError
+    from moderation.rules import Policy, PolicyError
 
     settings = get_settings()
     if kind is not None and kind not in KINDS:

@@ -60,7 +60,7 @@ def test_all_ok_exits_zero_even_with_flags_and_prints_a_summary() -> None:
 
 
 def test_custom_policy_file_and_bad_policy(tmp_path: Path) -> None:
-    from moderation.rules_policy import DEFAULT_POLICY_PATH
+    from moderation.rules import DEFAULT_POLICY_PATH
 
     doc = json.loads(DEFAULT_POLICY_PATH.read_text())
     doc["version"] = "strict-1"

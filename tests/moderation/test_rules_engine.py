@@ -8,10 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from moderation.rules import CarryState, Policy, PolicyError, TextSpan, evaluate, evaluate_text
-from moderation.rules_detect import Doc, card_network
-from moderation.rules_policy import DEFAULT_POLICY_PATH
-from moderation.rules_text import normalise
+from moderation.rules import (
+    DEFAULT_POLICY_PATH,
+    CarryState,
+    Doc,
+    Policy,
+    PolicyError,
+    TextSpan,
+    card_network,
+    evaluate,
+    evaluate_text,
+    normalise,
+)
 
 
 @pytest.mark.parametrize(
@@ -276,7 +284,8 @@ def test_invalid_policies_are_rejected_with_the_place_of_the_problem(change, mes
     with pytest.raises(PolicyError) as err:
         _policy_with(change)
     assert message in err.value.detail
-    assert err.value.status == 422
+    # The engine knows nothing of HTTP: the 422 an admin gets is the service's (test_policy_api).
+    assert not hasattr(err.value, "status")
 
 
 def test_unreadable_policy_files(tmp_path: Path) -> None:

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from moderation.rules_detect import DETECTORS, Doc, Match
-from moderation.rules_policy import (
+from moderation.rules.detectors import DETECTORS, Doc, Match
+from moderation.rules.policy import (
     CATEGORIES,
     SEVERITIES,
     Policy,

@@ -20,7 +20,8 @@ from typing import Any
 import phonenumbers
 from stdnum import luhn
 
-from moderation.rules_policy import (
+from moderation.rules.normalize import NormText, normalise
+from moderation.rules.policy import (
     BankCardParams,
     EmailParams,
     KeywordsParams,
@@ -32,7 +33,6 @@ from moderation.rules_policy import (
     Rule,
     compile_pattern,
 )
-from moderation.rules_text import NormText, normalise
 
 _DIGITS = re.compile(r"\d+")
 _WORD = re.compile(r"\S+")

@@ -18,8 +18,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from storage.errors import Unprocessable
-
 Category = Literal["off_platform_contact", "payment_bypass", "abuse", "personal_data", "custom"]
 Severity = Literal["low", "medium", "high", "critical"]
 AutoAction = Literal["mute", "suspend_pending_review", "end_class"]
@@ -30,7 +28,8 @@ RuleType = Literal["phone", "email", "phrases", "keywords", "profanity", "nation
 CATEGORIES: tuple[str, ...] = ("off_platform_contact", "payment_bypass", "abuse", "personal_data", "custom")
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 
-DEFAULT_POLICY_PATH = Path(__file__).parent / "policy" / "default.json"
+# The policy document stays beside the domain (``moderation/policy/``), outside the engine package.
+DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "policy" / "default.json"
 
 # Shorthands usable in every pattern: written or spoken punctuation of addresses and links.
 PLACEHOLDERS = {
@@ -41,8 +40,16 @@ PLACEHOLDERS = {
 }
 
 
-class PolicyError(Unprocessable):
-    """The policy document is not valid; ``detail`` lists every problem found."""
+class PolicyError(ValueError):
+    """The policy document is not valid; ``detail`` lists every problem found.
+
+    A plain ``ValueError``: the rules know nothing of HTTP. The domain service turns it into
+    its 422 ``Unprocessable`` when an admin sends a policy.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 def expand(pattern: str) -> str:
