@@ -1,8 +1,12 @@
-"""Text normalisation for the policy rules: lower case, full-width to ASCII, spoken numbers to digits.
+"""Text normalisation for the policy rules: one form for English and Mandarin, mapped to the raw text.
 
-Speech recognisers write "oh four one", "double two", "triple five", "fifty six" or "5, 5, 5";
-OCR writes "１３８". The rules match one normalised form, and every normalised character keeps
-the range of raw characters it came from, so a match can be quoted and timed in the raw text.
+The stages, in order: lower case and full-width to half-width (NFKC); Traditional to Simplified
+Chinese (OpenCC ``t2s``: Whisper writes Mandarin in Traditional characters); Chinese numerals
+to digits (phone dictation "一三八…", "幺" and "两", "零"/"〇", grouped "一五九，二二三三",
+and compounds such as "四十五"); English number words to digits ("oh four one", "double two",
+"triple five", "fifty six"). Every normalised character keeps the range of raw characters it
+came from, so a match can be quoted and timed in the raw text. Policy patterns are written
+against this form: lower case, Simplified characters, digits.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
 
 UNITS = {
     "zero": 0, "oh": 0, "o": 0, "one": 1, "two": 2, "three": 3, "four": 4,
@@ -78,6 +84,131 @@ def _fold(raw: str) -> NormText:
         folded = unicodedata.normalize("NFKC", ch).lower()
         folded = folded.replace("\u2019", "'").replace("\u2018", "'")
         b.add(folded, i, i + 1)
+    return b.build()
+
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+class _Converter(Protocol):
+    def convert(self, text: str) -> str: ...
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> _Converter:
+    """OpenCC's Traditional-to-Simplified tables, loaded once per process."""
+    from opencc import OpenCC
+
+    converter: _Converter = OpenCC("t2s")
+    return converter
+
+
+def to_simplified(text: str) -> str:
+    """``text`` with Traditional Chinese characters in Simplified (other scripts unchanged)."""
+    return _t2s().convert(text) if _CJK.search(text) else text
+
+
+def _simplify(nt: NormText) -> NormText:
+    """Traditional to Simplified, keeping positions: phrase by phrase when OpenCC keeps the
+    length (it nearly always does for t2s), else character by character."""
+    if not _CJK.search(nt.text):
+        return nt
+    converted = to_simplified(nt.text)
+    if len(converted) == len(nt.text):
+        return NormText(converted, nt.starts, nt.ends)
+    b = _Builder()
+    for i, ch in enumerate(nt.text):
+        b.add(to_simplified(ch), nt.starts[i], nt.ends[i])
+    return b.build()
+
+
+# Chinese numerals. "幺" is how a 1 is read out in phone numbers, "两" a 2, "〇"/"零" a 0.
+ZH_DIGITS = {
+    "零": 0, "〇": 0, "一": 1, "幺": 1, "二": 2, "两": 2, "三": 3, "四": 4,
+    "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
+}  # fmt: skip
+ZH_UNITS = {"十": 10, "百": 100, "千": 1000}
+ZH_SCALES = {"万": 10_000, "亿": 100_000_000}
+_ZH_NUMERAL = re.compile("[" + "".join(ZH_DIGITS) + "".join(ZH_UNITS) + "".join(ZH_SCALES) + "]+")
+# What may separate the groups of one dictated number: spaces and commas ("一五九，二二三三").
+_ZH_GROUP_GAP = re.compile(r"^[\s,]{1,2}$")
+
+
+def _zh_compound(word: str) -> int | None:
+    """The value of a compound numeral ("四十五" 45, "八百四十万" 8400000, "一千零五" 1005), or
+    None when the word is not one (digits side by side are dictation, not a compound)."""
+    total = section = 0
+    number: int | None = None
+    prev = ""
+    for ch in word:
+        if ch in ZH_DIGITS:
+            if prev in ZH_DIGITS and ZH_DIGITS[prev] != 0:
+                return None  # "二三": read digit by digit
+            number = ZH_DIGITS[ch]
+        elif ch in ZH_UNITS:
+            section += (number if number is not None else 1) * ZH_UNITS[ch]
+            number = None
+        else:
+            total += (section + (number or 0)) * ZH_SCALES[ch] if (section or number) else ZH_SCALES[ch]
+            section, number = 0, None
+        prev = ch
+    return total + section + (number or 0)
+
+
+def _zh_numerals(nt: NormText) -> NormText:
+    """Chinese numerals to digits. Digit-by-digit dictation becomes one digit per group
+    ("一三八" -> "1 3 8", read as one number by the digit-run rules, and "一二三四五…" stays
+    recognisable as counting); compounds become their value. A lone numeral inside a word
+    ("一起", "两分钟", "第一") stays a character unless another number stands next to it."""
+    text = nt.text
+    words = list(_ZH_NUMERAL.finditer(text))
+    if not words:
+        return nt
+    b = _Builder()
+    pos = 0
+
+    def copy(upto: int) -> None:
+        for i in range(pos, upto):
+            b.add(text[i], nt.starts[i], nt.ends[i])
+
+    def emit(out: str, i: int, j: int) -> None:
+        a, z = nt.raw_range(i, j)
+        b.add(out, a, z)
+
+    for k, m in enumerate(words):
+        word, s, e = m.group(0), m.start(), m.end()
+        if len(word) == 1:
+            before = text[max(0, s - 3) : s]
+            after = text[e : e + 3]
+            near_number = (
+                (k > 0 and _ZH_GROUP_GAP.match(text[words[k - 1].end() : s]))
+                or (k + 1 < len(words) and _ZH_GROUP_GAP.match(text[e : words[k + 1].start()]))
+                or re.search(r"\d[\s,]{0,2}$", before)
+                or re.match(r"^[\s,]{0,2}\d", after)
+            )
+            if not near_number:
+                continue
+        copy(s)
+        value = _zh_compound(word) if any(ch in ZH_UNITS or ch in ZH_SCALES for ch in word) else None
+        if value is not None:
+            emit(str(value), s, e)
+        else:
+            # Dictation: one group per digit; "十" among dictated digits is the 10 of counting.
+            first = True
+            for i, ch in enumerate(word, start=s):
+                if ch in ZH_DIGITS:
+                    out = str(ZH_DIGITS[ch])
+                elif ch in ZH_UNITS and ZH_UNITS[ch] == 10:
+                    out = "10"
+                else:
+                    b.add(ch, nt.starts[i], nt.ends[i])
+                    continue
+                if not first:
+                    emit(" ", i, i + 1)
+                emit(out, i, i + 1)
+                first = False
+        pos = e
+    copy(len(text))
     return b.build()
 
 
@@ -188,8 +319,8 @@ def _convert_run(words: list[str]) -> list[tuple[str, int, int]]:
 
 
 def normalise(raw: str) -> NormText:
-    """Lower-cased, width-folded text with spoken numbers turned into digits, mapped to ``raw``."""
-    folded = _fold(raw)
+    """Lower-cased, width-folded, Simplified text with spoken numbers as digits, mapped to ``raw``."""
+    folded = _zh_numerals(_simplify(_fold(raw)))
     ftext = folded.text
     spans = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(ftext)]
     tokens = _resolve_homophones([t for t, _, _ in spans])
