@@ -206,6 +206,7 @@ def detect_phone(policy: Policy, rule: Rule, doc: Doc) -> list[Match]:
     p: PhoneParams = rule.params
     cues = _patterns(policy, rule, "cues", p.cues)
     weak = _patterns(policy, rule, "weak", p.weak_cues)
+    alone = _patterns(policy, rule, "alone", p.alone_patterns)
     out = []
     for run in doc.runs:
         if not run.identifier:
@@ -216,9 +217,11 @@ def detect_phone(policy: Policy, rule: Rule, doc: Doc) -> list[Match]:
         valid = _phone_valid(run.digits, run.plus, p.regions)
         cue = _find_cue(cues, doc.text, run.start, run.end, p.window_words)
         if cue:
-            conf = min(1.0, p.confidence + (0.1 if valid else 0.0))
+            conf = min(1.0, p.confidence + (p.valid_bonus if valid else 0.0))
         elif valid and (weak_cue := _find_cue(weak, doc.text, run.start, run.end, p.window_words)):
             cue, conf = weak_cue, p.confidence - 0.1
+        elif valid and any(a.fullmatch(run.digits) for a in alone):
+            conf = p.alone_confidence
         elif valid and doc.source == "screen" and run.written and (run.plus or n >= 10):
             # Shown like a real number with no words around it. Not for speech: recognisers
             # write digits for any spoken number, counting included.

@@ -116,8 +116,14 @@ class PhoneParams(_Strict):
     window_words: int = Field(default=8, ge=1, le=60)
     regions: list[str] = Field(default_factory=lambda: ["US", "CN", "GB", "IN", "AU", "CA"])
     confidence: float = Field(default=0.85, ge=0.0, le=1.0)
+    # Added to ``confidence`` when the digits make a valid number in one of ``regions``.
+    valid_bonus: float = Field(default=0.1, ge=0.0, le=0.5)
+    # Digit strings that are a phone number with no cue at all (a mainland mobile, 1[3-9] and
+    # nine more digits), when they also make a valid number; hit with ``alone_confidence``.
+    alone_patterns: list[str] = Field(default_factory=list)
+    alone_confidence: float = Field(default=0.7, ge=0.0, le=1.0)
 
-    _c = field_validator("cues", "weak_cues")(_check_patterns)
+    _c = field_validator("cues", "weak_cues", "alone_patterns")(_check_patterns)
 
     @model_validator(mode="after")
     def _range(self) -> PhoneParams:

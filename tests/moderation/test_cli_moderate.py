@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from classguard.cli import app
+from moderation.rules import Policy
 from tests.moderation import fixtures as fx
 
 pytestmark = pytest.mark.slow
@@ -42,7 +43,8 @@ def test_json_lines_one_per_file_and_failures_do_not_stop_the_rest() -> None:
     assert "my number is" in speech["transcript"].lower()
     phone = next(f for f in speech["flags"] if f["rule"] == "contact.phone")
     assert set(phone) == {"category", "rule", "rule_version", "severity", "start", "end", "evidence"}
-    assert phone["category"] == "off_platform_contact" and phone["rule_version"] == 1
+    shipped = Policy.default().rule("contact.phone").spec.version
+    assert phone["category"] == "off_platform_contact" and phone["rule_version"] == shipped
     assert phone["evidence"]["quote"] and phone["evidence"]["value"] == "13812345678"
 
     assert "not a readable image" in not_png["error"] and not_png["flags"] == []
@@ -56,7 +58,8 @@ def test_all_ok_exits_zero_even_with_flags_and_prints_a_summary() -> None:
     clip = fx.speech("You are so stupid, shut up you idiot.")
     code, _, out = _run(str(clip))
     assert code == 0
-    assert "ok (audio" in out and "[medium] abuse (abuse.insult v1" in out
+    insult = Policy.default().rule("abuse.insult").spec.version
+    assert "ok (audio" in out and f"[medium] abuse (abuse.insult v{insult}" in out
 
 
 def test_custom_policy_file_and_bad_policy(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from classroom.models import Slice
 from moderation import events
 from moderation.models import Flag, StageRun
+from moderation.rules import Policy
 from storage.access_log.models import AccessLogEntry
 from storage.db import unit_of_work
 from storage.runtime import get_runtime
@@ -68,7 +69,7 @@ async def test_mic_slice_is_transcribed_and_flagged_with_evidence(client: httpx.
     assert f["evidence"]["start_s"] * 1000 == pytest.approx(f["start_ms"], abs=1)
     assert "[" in f["quote"] and "number" in f["quote"]  # the hit in brackets, with its context
     assert len(f["evidence"]["value"]) >= 7
-    assert f["policy_version"] == got["policy_version"] and f["rule_version"] == "1"
+    assert f["policy_version"] == got["policy_version"] and f["rule_version"] == str(Policy.default().rule("contact.phone").spec.version)
 
     other = await analysis(client, mod, clean)
     assert other["slice"]["status"] == "done" and other["flags"] == []

@@ -116,7 +116,7 @@ def test_hit_carries_rule_version_severity_quote_and_time() -> None:
     assert (hit.category, hit.rule_id, hit.rule_version, hit.severity) == (
         "off_platform_contact",
         "contact.phone",
-        1,
+        Policy.default().rule("contact.phone").spec.version,  # the version the policy gives the rule
         "high",
     )
     # placed inside its 3.5 s segment by character position (with 1 s lead-in), not the whole segment
