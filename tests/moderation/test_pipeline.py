@@ -69,7 +69,8 @@ async def test_mic_slice_is_transcribed_and_flagged_with_evidence(client: httpx.
     assert f["evidence"]["start_s"] * 1000 == pytest.approx(f["start_ms"], abs=1)
     assert "[" in f["quote"] and "number" in f["quote"]  # the hit in brackets, with its context
     assert len(f["evidence"]["value"]) >= 7
-    assert f["policy_version"] == got["policy_version"] and f["rule_version"] == str(Policy.default().rule("contact.phone").spec.version)
+    shipped = Policy.default().rule("contact.phone").spec.version
+    assert f["policy_version"] == got["policy_version"] and f["rule_version"] == str(shipped)
 
     other = await analysis(client, mod, clean)
     assert other["slice"]["status"] == "done" and other["flags"] == []
