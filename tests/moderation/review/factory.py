@@ -42,6 +42,7 @@ class FlagSpec:
     auto_action: str | None = None
     rule_version: str = "1"
     policy_version: str = "test-policy-1"
+    confidence: float = 0.9
 
 
 def speech_webm(text: str = SPOKEN) -> bytes:
@@ -83,7 +84,7 @@ async def flag_slice(room: Room, *flags: FlagSpec, user_id: uuid.UUID | None = N
                 id=uuid.uuid4(), slice_id=slice_id, user_id=user, session_id=room.session_id, class_id=room.class_id,
                 source=spec.source or source, category=spec.category, rule_id=spec.rule_id,
                 rule_version=spec.rule_version, policy_version=spec.policy_version, severity=spec.severity,
-                severity_rank=SEVERITY_RANK[spec.severity], confidence=0.9, start_ms=spec.start_ms,
+                severity_rank=SEVERITY_RANK[spec.severity], confidence=spec.confidence, start_ms=spec.start_ms,
                 end_ms=spec.end_ms, quote=spec.quote, evidence=spec.evidence, auto_action=spec.auto_action,
                 automated_detection=True, fingerprint=f"fp{next(_n)}",
             )
@@ -158,5 +159,5 @@ async def decide(client: httpx.AsyncClient, staff: TestUser, item_id: str, body:
     return out
 
 
-__all__ = ["FlagSpec", "Room", "case_ids_of_slice", "claim", "decide", "decision", "expire_lease", "flag_slice", "item_of_slice",
-           "join", "live_room"]
+__all__ = ["FlagSpec", "Room", "case_ids_of_slice", "claim", "decide", "decision", "expire_lease", "flag_slice",
+           "item_of_slice", "join", "live_room"]
