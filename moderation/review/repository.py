@@ -129,8 +129,12 @@ async def get_item_by_slice(session: AsyncSession, slice_id: uuid.UUID) -> Item 
 
 
 async def gathering_case(session: AsyncSession, case_key: str) -> Item | None:
-    """The undecided case of a (session, participant, category) key, which new flags join."""
-    stmt = sa.select(Item).where(Item.case_key == case_key, Item.status.in_(GATHERING_STATUSES))
+    """The undecided case of a (session, participant, category) key, which new flags join.
+
+    Row-locked on PostgreSQL: slices of one case closing at once join it one after the other,
+    so each recounts the case's flags with the others' committed (the summary is never stale)."""
+    stmt = (sa.select(Item).where(Item.case_key == case_key, Item.status.in_(GATHERING_STATUSES))
+            .with_for_update())
     return (await session.scalars(stmt.execution_options(populate_existing=True))).first()
 
 
@@ -469,13 +473,6 @@ async def users_by_ids(session: AsyncSession, user_ids: Sequence[uuid.UUID | Non
         return {}
     rows = (await session.scalars(sa.select(User).where(User.id.in_(ids)))).all()
     return {u.id: u for u in rows}
-
-
-async def logged_flag_ids(session: AsyncSession, item_id: uuid.UUID) -> set[str]:
-    """Flags already announced in the event log for an item (a re-run never announces twice)."""
-    stmt = sa.select(ModerationEvent.data).where(ModerationEvent.item_id == item_id,
-                                                 ModerationEvent.kind == "flag_created")
-    return {str(d.get("flag_id")) for d in (await session.scalars(stmt)).all() if d}
 
 
 async def redact_appeals_of(session: AsyncSession, user_id: uuid.UUID, text: str) -> None:
