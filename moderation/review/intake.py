@@ -142,7 +142,9 @@ async def _restrict_automatically(session: AsyncSession, item: ReviewItem, fresh
     triggering = [f for f in fresh if f.auto_action] + [f for f in nudge_restricting if not f.auto_action]
     decision = new_decision(
         item, triggering or list(fresh), outcome=Outcome.restrict, actor_id=None, actor_role="system",
-        automated=AutomatedDecision.fully, reason="policy: automated restriction for a critical rule",
+        automated=AutomatedDecision.fully,
+        reason="policy: automated restriction for a critical rule" if any(f.auto_action for f in fresh)
+        else "policy: automated restriction with the live nudge (live_action nudge_restrict)",
         explanation=AUTO_EXPLANATION, action=actions[0],
     )
     await repo.add(session, decision)

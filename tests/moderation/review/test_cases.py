@@ -139,3 +139,36 @@ async def test_an_escalated_case_keeps_gathering_and_hits_are_placed_once(client
         await announce_flags_stored(s, later, flag_ids)
     [item] = await rows(ReviewItem, id=uuid.UUID(case["id"]))
     assert item.flag_count == 2 and item.slice_count == 2 and item.status == "escalated"
+
+
+def _policy(version: str, live_action: str) -> dict[str, Any]:
+    return {"version": version, "rules": [
+        {"id": "contact.phone", "version": 1, "category": "off_platform_contact", "severity": "high",
+         "type": "keywords", "params": {"keywords": ["call me"]}, "live_action": live_action}]}
+
+
+async def test_the_policy_says_what_a_hit_does_live(client: httpx.AsyncClient) -> None:
+    admin = await logged_in(client, "admin")
+    room = await live_room(students=2)
+    restricted, silent = room.speakers[1], room.speakers[2]
+    await join(room, restricted)
+    await join(room, silent)
+    mod = await logged_in(client, "moderator")
+
+    r = await client.put("/api/v1/moderation/policy", json=_policy("t-live-1", "nudge_restrict"),
+                         headers=admin.headers)
+    assert r.status_code == 201, r.text
+    sid, _ = await flag_slice(room, user_id=restricted, media=NOT_DECODED)
+    case = await item_of_slice(client, mod, sid)
+    assert case["auto_restricted"]
+    detail = (await client.get(f"/api/v1/moderation/items/{case['id']}", headers=mod.headers)).json()
+    assert [r["kind"] for r in detail["restrictions"]] == ["mute"]
+    kinds = [t["kind"] for t in detail["timeline"]]
+    assert kinds.index("live_nudge") < kinds.index("restriction_applied")
+
+    r = await client.put("/api/v1/moderation/policy", json=_policy("t-live-2", "off"), headers=admin.headers)
+    assert r.status_code == 201, r.text
+    sid2, _ = await flag_slice(room, user_id=silent, media=NOT_DECODED)
+    case2 = await item_of_slice(client, mod, sid2)
+    detail = (await client.get(f"/api/v1/moderation/items/{case2['id']}", headers=mod.headers)).json()
+    assert [t["kind"] for t in detail["timeline"]] == ["flag"] and detail["restrictions"] == []
