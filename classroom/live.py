@@ -93,6 +93,18 @@ async def remove(room_id: uuid.UUID, participant_id: uuid.UUID, by_user_id: uuid
     await relay.remove(room_id, participant_id, reason="removed")
 
 
+async def notify(room_id: uuid.UUID, participant_id: uuid.UUID, message: dict[str, Any]) -> None:
+    """Send a notice to one participant (and "notice_shown" to the room's teachers).
+
+    Like ``mute``, this reaches only a room hosted by this process's relay; in scale-out a
+    notice decided on another node is stored (control log) but not shown live.
+    """
+    relay = relay_of()
+    if relay is None or not is_connected(room_id, participant_id):
+        return
+    await relay.notify(room_id, participant_id, message)
+
+
 async def end_room(room_id: uuid.UUID, by_user_id: uuid.UUID | None, reason: str | None) -> None:
     relay = relay_of()
     if relay is None or room_id not in relay.rooms:

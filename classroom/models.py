@@ -48,6 +48,7 @@ class ControlAction(enum.StrEnum):
     unmute = "unmute"
     remove = "remove"
     readmit = "readmit"
+    notice = "notice"  # a policy notice was shown to the participant (e.g. a moderation nudge)
 
 
 class SliceStatus(enum.StrEnum):

@@ -282,6 +282,17 @@ class Relay:
         if p.session is not None:
             await self._drop(room, p, p.session, {"type": "removed", "reason": reason}, "left")
 
+    async def notify(self, room_id: uuid.UUID, participant_id: uuid.UUID, message: dict[str, Any]) -> None:
+        """Send ``message`` to one participant and tell the room's teachers it was shown."""
+        room, p = self._find(room_id, participant_id)
+        if p.session is not None:
+            await self._say(p.session.channel, message)
+        shown = {"type": "notice_shown", "kind": message.get("kind"), "participant_id": str(p.id),
+                 "display_name": p.display_name, "at": message.get("at"), "details": message.get("details", {})}
+        for other in list(room.participants.values()):
+            if other.role == "teacher" and other.id != p.id and other.session is not None:
+                await self._say(other.session.channel, shown)
+
     async def end_room(self, room_id: uuid.UUID) -> None:
         """End the class: everyone gets "ended", every open segment closes with reason "ended"."""
         room = self.rooms.get(room_id)

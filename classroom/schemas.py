@@ -129,7 +129,7 @@ class ControlEventOut(BaseModel):
     id: uuid.UUID
     session_id: uuid.UUID
     user_id: uuid.UUID
-    action: Literal["mute", "unmute", "remove", "readmit"]
+    action: Literal["mute", "unmute", "remove", "readmit", "notice"]
     source: Source | None
     at: datetime
     by_user_id: uuid.UUID | None

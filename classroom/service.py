@@ -309,6 +309,25 @@ async def readmit_participant(session: AsyncSession, session_id: uuid.UUID, user
     return await _log_control(session, session_id, user_id, ControlAction.readmit, by_user_id, reason)
 
 
+async def notify_participant(session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID, *,
+                             kind: str, texts: dict[str, str], reason: str | None,
+                             details: dict[str, str] | None = None) -> bool:
+    """Show a notice to a participant in the live class, in the page's language (``texts`` maps
+    a language tag, "en" and "zh", to the text), and tell the class's teachers it was shown.
+
+    Stored in the control log (action "notice", ``reason`` says why) and sent over the
+    participant's signaling socket once the caller commits. Returns whether the participant is
+    connected to the relay of this process right now (only then is it shown live; see
+    ``live.notify``). 404/409 like the other controls when they are not in a live session.
+    """
+    await _live_participant(session, session_id, user_id)
+    event = await _log_control(session, session_id, user_id, ControlAction.notice, None, reason)
+    message = {"type": "notice", "kind": kind, "texts": dict(texts), "at": event.at.isoformat(),
+               "details": dict(details or {})}
+    after_commit(session, lambda: live.notify(session_id, user_id, message), f"notice {session_id}/{user_id}")
+    return live.is_connected(session_id, user_id)
+
+
 async def control_events(session: AsyncSession, session_id: uuid.UUID, user: User) -> list[ControlEvent]:
     """The session's control log (participants see the controls applied to them)."""
     _, cls = await get_session(session, session_id)

@@ -32,6 +32,10 @@ Server → client::
                                                           # after "welcome" for a mute still holding)
     {"type": "removed", "reason": "removed"|"replaced"|"ice-timeout"|"connection-failed"|"unavailable"}
     {"type": "ended"}                                     # the class was ended
+    {"type": "notice", "kind", "texts": {"en": ..., "zh": ...}, "at", "details"}   # a policy notice
+                                                          # for you (shown in the page's language)
+    {"type": "notice_shown", "kind", "participant_id", "display_name", "at", "details"}  # teachers:
+                                                          # a participant was shown a notice
     {"type": "error", "error": "BadRequest", "detail": "..."}
 
 ``participant_state`` = ``{"participant_id", "display_name", "role", "recording": bool,

@@ -21,6 +21,42 @@ window.cg = cg;
 
 function notice(text) { $("notice").textContent = text || ""; }
 
+// --- language (the notices a policy sends come in both; the page shows its own) ------------------
+
+const LANGS = ["en", "zh"];
+function pageLang() {
+  const saved = localStorage.getItem("cg.lang");
+  if (LANGS.includes(saved)) return saved;
+  return (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
+}
+cg.lang = pageLang();
+cg.notices = [];      // policy notices shown to me
+cg.noticesShown = []; // (teacher) notices shown to participants
+const SHOWN_TEXT = {
+  en: (name) => `${name} was shown the platform notice about contact details and payments outside the platform.`,
+  zh: (name) => `已向 ${name} 显示关于联系方式和平台外付款的平台提醒。`,
+};
+
+function renderNotices() {
+  document.documentElement.lang = cg.lang === "zh" ? "zh-CN" : "en";
+  $("lang").value = cg.lang;
+  const last = cg.notices[cg.notices.length - 1];
+  $("policy-notice").hidden = !last;
+  $("policy-notice").textContent = last ? (last.texts[cg.lang] || last.texts.en) : "";
+  $("notices-shown").replaceChildren(...cg.noticesShown.map((m) => {
+    const li = document.createElement("li");
+    li.textContent = SHOWN_TEXT[cg.lang](m.display_name);
+    return li;
+  }));
+}
+
+$("lang").addEventListener("change", (ev) => {
+  cg.lang = LANGS.includes(ev.target.value) ? ev.target.value : "en";
+  localStorage.setItem("cg.lang", cg.lang);
+  renderNotices();
+});
+renderNotices();
+
 async function api(method, path, body) {
   const init = { method, credentials: "same-origin", headers: {} };
   if (body !== undefined) {
@@ -242,6 +278,14 @@ function onMessage(msg) {
     case "muted":
       notice(msg.muted ? `A moderator muted your ${msg.source}.` : `Your ${msg.source} was unmuted.`);
       renderControls();
+      break;
+    case "notice":  // a policy notice for me (e.g. the moderation nudge)
+      cg.notices.push(msg);
+      renderNotices();
+      break;
+    case "notice_shown":  // (teacher) a participant was shown a notice
+      cg.noticesShown.push(msg);
+      renderNotices();
       break;
     case "removed":
     case "ended":

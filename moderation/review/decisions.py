@@ -1,4 +1,5 @@
-"""Deciding an item: dismiss, confirm with an action, or escalate to admins.
+"""Deciding a case: dismiss, confirm with an action, or escalate to admins. A decision covers
+every flag of the case, on all its slices: one decision, one enforcement, one strike.
 
 A decision is taken only by the holder of the item's live lease, through one compare-and-set
 UPDATE, so a repeated or racing request can never decide twice. A repeat (same
@@ -58,15 +59,28 @@ def top_flag(flags: list[Flag]) -> Flag | None:
     return min(flags, key=lambda f: (-f.severity_rank, f.start_ms), default=None)
 
 
+EVIDENCE_LIMIT = 50
+
+
 def evidence_of(flags: list[Flag]) -> list[dict[str, object]]:
-    """The excerpt the user is shown: each flag's quote and time (and frame for screen text)."""
+    """The excerpt the user is shown: each distinct quote once (with how often it recurred in the
+    case, e.g. a slide on screen for 20 minutes), its time in the slice (and frame for screen
+    text). ``flags`` come in case order."""
     out: list[dict[str, object]] = []
-    for f in sorted(flags, key=lambda f: f.start_ms):
+    seen: dict[tuple[str, str, str], dict[str, object]] = {}
+    for f in flags:
+        key = (f.source, f.rule_id, f.quote)
+        if key in seen:
+            seen[key]["occurrences"] = int(str(seen[key]["occurrences"])) + 1
+            continue
         entry: dict[str, object] = {"quote": f.quote, "start_s": f.start_ms / 1000, "end_s": f.end_ms / 1000,
-                                    "source": f.source, "rule_id": f.rule_id, "category": f.category}
+                                    "source": f.source, "rule_id": f.rule_id, "category": f.category,
+                                    "slice_id": str(f.slice_id), "occurrences": 1}
         if f.source == "screen" and (f.evidence or {}).get("frame_time") is not None:
             entry["frame_time"] = f.evidence["frame_time"]
-        out.append(entry)
+        seen[key] = entry
+        if len(out) < EVIDENCE_LIMIT:
+            out.append(entry)
     return out
 
 
@@ -130,7 +144,7 @@ async def decide(session: AsyncSession, staff: User, item_id: uuid.UUID, body: D
             return found
         raise Conflict("the item was decided or its lease changed meanwhile")
 
-    flags = await repo.flags_of_slice(session, item.slice_id)
+    flags = await repo.flags_of_item(session, item.id)
     outcome = Outcome(body.outcome)
     automated = AutomatedDecision.partially if any(f.automated_detection for f in flags) else \
         AutomatedDecision.not_automated

@@ -66,7 +66,8 @@ async def queue(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> QueuePage:
-    """Flagged slices, most restricted first, then most severe, then oldest."""
+    """Cases (a participant's flags of one category in one live session), most restricted
+    first, then most severe, then oldest."""
     f = QueueFilter(category, rule_id, class_id, participant_id, status_)
     return await service.list_queue(session, f, limit, offset)
 
@@ -86,10 +87,13 @@ async def item(
     item_id: uuid.UUID, staff: StaffUser, session: DbSession,
     reason: Annotated[str | None, Query(min_length=3, max_length=2000,
                                         description="why (access log); default: review of this item")] = None,
+    slice_id: Annotated[uuid.UUID | None, Query(description="which of the case's slices to show in full")] = None,
 ) -> ItemDetail:
-    """One item: flags, transcript with the hits, screen evidence, class and teacher, the
-    participant's earlier flags and decisions. The read is written to the access log."""
-    return await service.item_detail(session, staff, await service.get_item_or_404(session, item_id), reason)
+    """One case: its slices and every hit on one timeline (with live nudges, restrictions and
+    decisions), one slice's transcript with the hits and screen evidence, class and teacher, the
+    participant's earlier cases and decisions. The read is written to the access log."""
+    item = await service.get_item_or_404(session, item_id)
+    return await service.item_detail(session, staff, item, reason, slice_id)
 
 
 @api.post("/moderation/items/{item_id}/claim", response_model=ItemDetail,
@@ -147,8 +151,9 @@ async def item_events(item_id: uuid.UUID, _: StaffUser, session: DbSession,
           responses=error_responses(*STAFF_ERRORS, NotFound, Unprocessable, recordings.Gone))
 async def open_recording(item_id: uuid.UUID, body: RecordingOpenIn, staff: StaffUser,
                          session: DbSession) -> RecordingOpenOut:
-    """Open the item's recording for playback; written to the access log with your reason."""
-    opened = await recordings.open_recording(session, staff, item_id, body.reason)
+    """Open the recording of one of the case's slices (default the first) for playback; written to
+    the access log with your reason."""
+    opened = await recordings.open_recording(session, staff, item_id, body.reason, body.slice_id)
     sl = await classroom_repo.get_slice(session, opened.slice_id)
     sl_type = sl.content_type if sl is not None else "video/webm"
     base = f"/api/v1/moderation/recordings/{opened.id}"

@@ -31,9 +31,11 @@ log = logging.getLogger("classguard.moderation.review")
 ACCOUNT_KINDS = (Action.suspend.value, Action.ban.value)
 
 
-def _muted_sources(item: ReviewItem) -> list[str]:
-    # A mute silences the participant's voice; a flagged screen share is stopped too.
-    return ["mic", "screen"] if item.source == "screen" else ["mic"]
+async def _muted_sources(session: AsyncSession, item: ReviewItem) -> list[str]:
+    # A mute silences the participant's voice; a flagged screen share (anywhere in the case) is
+    # stopped too.
+    sources = await repo.flag_sources_of_item(session, item.id) | {item.source}
+    return ["mic", "screen"] if "screen" in sources else ["mic"]
 
 
 async def apply(
@@ -50,7 +52,7 @@ async def apply(
         return record
     until = None
     if action == Action.mute:
-        record["sources"] = sources = _muted_sources(item)
+        record["sources"] = sources = await _muted_sources(session, item)
         try:
             if item.session_id is None:
                 raise AppError("no live session")
@@ -120,7 +122,7 @@ async def _unmute_if_no_other(session: AsyncSession, restriction: Restriction, i
     if others or restriction.live_session_id is None:
         return "another mute still holds" if others else ""
     try:
-        for src in _muted_sources(item):
+        for src in await _muted_sources(session, item):
             await classroom.unmute_participant(session, restriction.live_session_id, restriction.user_id,
                                                actor_id, reason, source=src)
     except AppError as exc:

@@ -1,4 +1,4 @@
-"""The moderation event log: every step of a case (flag created, claimed, released, lease
+"""The moderation event log: every step of a case (flag created, live nudge, claimed, released, lease
 expired, decided, escalated, appealed, upheld, overturned, restriction applied or lifted,
 strike added or cleared, recording opened) appended as one row. Rows are never edited; the
 database refuses it (see migration ``moderation_0003``)."""
@@ -18,7 +18,7 @@ from storage.db import utcnow
 
 class EventKind(enum.StrEnum):
     flag_created = "flag_created"
-    item_reopened = "item_reopened"
+    item_reopened = "item_reopened"  # (before cases: a decided slice got new flags)
     claimed = "claimed"
     lease_renewed = "lease_renewed"
     released = "released"
@@ -33,6 +33,7 @@ class EventKind(enum.StrEnum):
     strike_added = "strike_added"
     strike_cleared = "strike_cleared"
     recording_opened = "recording_opened"
+    live_nudge = "live_nudge"  # the speaker was shown the policy notice in the live class
 
 
 async def append(

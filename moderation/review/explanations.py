@@ -47,7 +47,8 @@ def statement(d: Decision, appeal: Appeal | None, restrictions: list[Restriction
         automated_decision=d.automated_decision,  # type: ignore[arg-type]
         evidence=[EvidenceOut(quote=str(e.get("quote", "")), start_s=float(e.get("start_s", 0.0)),  # type: ignore[arg-type]
                               end_s=float(e.get("end_s", 0.0)), source=str(e.get("source", "")),  # type: ignore[arg-type]
-                              frame_time=e.get("frame_time")) for e in d.evidence or []],  # type: ignore[arg-type]
+                              frame_time=e.get("frame_time"),  # type: ignore[arg-type]
+                              occurrences=int(e.get("occurrences", 1))) for e in d.evidence or []],  # type: ignore[call-overload]
         action=d.action, duration_days=d.duration_days, strike_number=d.strike_number,
         applied=[AppliedOut(kind=str(a.get("kind")), applied=bool(a.get("applied")), until=_until(a.get("until")),
                             note=str(a.get("note", "")), source=str(a.get("source", "moderator")))

@@ -1,9 +1,11 @@
 """ORM models of human review: queue items, decisions, appeals, strikes, restrictions,
 recording opens and the append-only event log.
 
-A review item is one flagged slice (several flags on a slice are one item). It denormalises
-what the queue filters and sorts on (max severity, categories, rule ids, class, participant),
-so listing never joins the flags. Decisions are written once and never edited; what changes
+A review item is a *case*: the flags of one participant in one live session and one category,
+gathered while the class runs (``CaseFlag`` lists them, with their slices); a decision applies
+to the whole case, and a hit after the decision opens a new case. It denormalises what the
+queue filters and sorts on (max severity, categories, rule ids, class, participant), so
+listing never joins the flags. Decisions are written once and never edited; what changes
 later (an appeal overturning one) is a new row elsewhere plus an event.
 """
 
@@ -43,6 +45,9 @@ class ItemStatus(enum.StrEnum):
 
 OPEN_STATUSES = (ItemStatus.new.value, ItemStatus.escalated.value, ItemStatus.appealed.value)
 OPEN_SQL = "status IN ('new', 'escalated', 'appealed')"
+# A case still gathers flags until it is decided (an escalation is not a decision yet).
+GATHERING_STATUSES = (ItemStatus.new.value, ItemStatus.escalated.value)
+UNDECIDED_SQL = "status IN ('new', 'escalated') AND case_key IS NOT NULL"
 
 
 class DisplayStatus(enum.StrEnum):
@@ -85,7 +90,8 @@ class AppealStatus(enum.StrEnum):
 
 
 class ReviewItem(IdMixin, TimestampMixin, Base):
-    """One flagged slice in the review queue, with its lease."""
+    """One case in the review queue (a participant's flags of one category in one live session),
+    with its lease."""
 
     __tablename__ = "moderation_review_items"
     __table_args__ = (
@@ -96,9 +102,13 @@ class ReviewItem(IdMixin, TimestampMixin, Base):
             postgresql_where=text(OPEN_SQL), sqlite_where=text(OPEN_SQL),
         ),
         Index("ix_review_items_user_created", "user_id", "created_at"),
+        # One gathering case per key: two slices closing at once join one case, not two.
+        Index("uq_review_items_undecided_case", "case_key", unique=True,
+              postgresql_where=text(UNDECIDED_SQL), sqlite_where=text(UNDECIDED_SQL)),
     )
 
-    slice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("slices.id", ondelete="CASCADE"), unique=True)
+    slice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("slices.id", ondelete="CASCADE"),
+                                                index=True)  # the case's first slice
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     class_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     session_id: Mapped[uuid.UUID | None] = mapped_column()
@@ -110,6 +120,9 @@ class ReviewItem(IdMixin, TimestampMixin, Base):
     categories: Mapped[str] = mapped_column(String(400), default="|")  # "|a|b|" for LIKE '%|a|%'
     rule_ids: Mapped[str] = mapped_column(String(2000), default="|")
     flag_count: Mapped[int] = mapped_column(Integer, default=0)
+    slice_count: Mapped[int] = mapped_column(Integer, default=1)
+    case_key: Mapped[str | None] = mapped_column(String(120), default=None)  # session:user:category
+    last_flag_at: Mapped[datetime | None] = mapped_column(default=None)
     claimed_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     first_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -117,6 +130,20 @@ class ReviewItem(IdMixin, TimestampMixin, Base):
     latest_decision_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     decided_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CaseFlag(Base):
+    """A flag in a case (each flag is in one case), with its slice and when it was said or shown."""
+
+    __tablename__ = "moderation_case_flags"
+    __table_args__ = (Index("ix_moderation_case_flags_item_at", "item_id", "at"),)
+
+    flag_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("moderation_flags.id", ondelete="CASCADE"),
+                                               primary_key=True)
+    item_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("moderation_review_items.id", ondelete="CASCADE"))
+    slice_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    at: Mapped[datetime]  # slice start + the hit's offset: the case's timeline order
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Decision(IdMixin, TimestampMixin, Base):

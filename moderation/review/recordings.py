@@ -42,9 +42,13 @@ async def _slice(session: AsyncSession, slice_id: uuid.UUID) -> Slice:
     return sl
 
 
-async def open_recording(session: AsyncSession, staff: User, item_id: uuid.UUID, reason: str) -> RecordingOpen:
+async def open_recording(session: AsyncSession, staff: User, item_id: uuid.UUID, reason: str,
+                         slice_id: uuid.UUID | None = None) -> RecordingOpen:
     item = await get_item_or_404(session, item_id)
-    sl = await _slice(session, item.slice_id)
+    if slice_id is not None and slice_id != item.slice_id and not await repo.case_has_slice(session, item.id,
+                                                                                            slice_id):
+        raise NotFound("this slice is not part of the case")
+    sl = await _slice(session, slice_id or item.slice_id)
     await record_access(
         session, actor_id=staff.id, actor_role=staff.role, action="open", resource_type="recording",
         resource_id=sl.id, subject_id=sl.user_id, reason=reason,

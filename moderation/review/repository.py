@@ -10,14 +10,17 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from moderation.models import Flag, SliceAnalysis
 from moderation.review.models import (
+    GATHERING_STATUSES,
     Appeal,
     AppealSession,
     AppealStatus,
+    CaseFlag,
     Decision,
     DisplayStatus,
     ItemStatus,
@@ -116,7 +119,108 @@ async def get_item(session: AsyncSession, item_id: uuid.UUID) -> Item | None:
 
 
 async def get_item_by_slice(session: AsyncSession, slice_id: uuid.UUID) -> Item | None:
-    return (await session.scalars(sa.select(Item).where(Item.slice_id == slice_id))).first()
+    """The first case that holds a flag of this slice."""
+    stmt = (sa.select(Item).join(CaseFlag, CaseFlag.item_id == Item.id).where(CaseFlag.slice_id == slice_id)
+            .order_by(Item.created_at, Item.id).limit(1))
+    return (await session.scalars(stmt)).first()
+
+
+# --- cases --------------------------------------------------------------------------------------
+
+
+async def gathering_case(session: AsyncSession, case_key: str) -> Item | None:
+    """The undecided case of a (session, participant, category) key, which new flags join.
+
+    Row-locked on PostgreSQL: slices of one case closing at once join it one after the other,
+    so each recounts the case's flags with the others' committed (the summary is never stale)."""
+    stmt = (sa.select(Item).where(Item.case_key == case_key, Item.status.in_(GATHERING_STATUSES))
+            .with_for_update())
+    return (await session.scalars(stmt.execution_options(populate_existing=True))).first()
+
+
+async def insert_case(session: AsyncSession, item: Item) -> bool:
+    """Insert a new case; False if another transaction opened the same key's case first.
+
+    On PostgreSQL the insert runs in a savepoint, so losing the race costs nothing: the caller
+    joins the winner's case. On SQLite writers are serialised, and the partial unique index
+    still refuses a second case (the stage's transaction fails and is retried, and then joins).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        session.add(item)
+        await session.flush()
+        return True
+    try:
+        async with session.begin_nested():
+            session.add(item)
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+async def placed_flag_ids(session: AsyncSession, flag_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these flags already are in a case (a re-run never places a flag twice)."""
+    if not flag_ids:
+        return set()
+    stmt = sa.select(CaseFlag.flag_id).where(CaseFlag.flag_id.in_(list(flag_ids)))
+    return set((await session.scalars(stmt)).all())
+
+
+async def add_case_flags(session: AsyncSession, rows: Sequence[CaseFlag]) -> None:
+    session.add_all(list(rows))
+    await session.flush()
+
+
+async def flags_of_item(session: AsyncSession, item_id: uuid.UUID) -> list[Flag]:
+    """Every flag of a case, in the order they were said or shown."""
+    stmt = (sa.select(Flag).join(CaseFlag, CaseFlag.flag_id == Flag.id).where(CaseFlag.item_id == item_id)
+            .order_by(CaseFlag.at, Flag.start_ms, Flag.id))
+    return list((await session.scalars(stmt)).all())
+
+
+async def case_timeline(session: AsyncSession, item_id: uuid.UUID) -> list[tuple[CaseFlag, Flag]]:
+    stmt = (sa.select(CaseFlag, Flag).join(Flag, Flag.id == CaseFlag.flag_id).where(CaseFlag.item_id == item_id)
+            .order_by(CaseFlag.at, Flag.start_ms, Flag.id))
+    return [(c, f) for c, f in (await session.execute(stmt)).all()]
+
+
+async def slice_ids_of_item(session: AsyncSession, item_id: uuid.UUID) -> list[uuid.UUID]:
+    """The case's slices, in the order their first hit came."""
+    stmt = (sa.select(CaseFlag.slice_id, sa.func.min(CaseFlag.at).label("first")).where(CaseFlag.item_id == item_id)
+            .group_by(CaseFlag.slice_id).order_by(sa.text("first")))
+    return [r[0] for r in (await session.execute(stmt)).all()]
+
+
+async def case_has_slice(session: AsyncSession, item_id: uuid.UUID, slice_id: uuid.UUID) -> bool:
+    stmt = sa.select(CaseFlag.flag_id).where(CaseFlag.item_id == item_id, CaseFlag.slice_id == slice_id).limit(1)
+    return (await session.scalars(stmt)).first() is not None
+
+
+async def flag_sources_of_item(session: AsyncSession, item_id: uuid.UUID) -> set[str]:
+    stmt = (sa.select(Flag.source).join(CaseFlag, CaseFlag.flag_id == Flag.id)
+            .where(CaseFlag.item_id == item_id).distinct())
+    return {str(s) for s in (await session.scalars(stmt)).all()}
+
+
+async def quotes_of_items(session: AsyncSession, item_ids: Sequence[uuid.UUID],
+                          per_item: int) -> dict[uuid.UUID, list[str]]:
+    """A few distinct quotes of each case (for the participant's history)."""
+    if not item_ids:
+        return {}
+    stmt = (sa.select(CaseFlag.item_id, Flag.quote).join(Flag, Flag.id == CaseFlag.flag_id)
+            .where(CaseFlag.item_id.in_(list(item_ids)), Flag.quote != "").order_by(CaseFlag.at))
+    out: dict[uuid.UUID, list[str]] = {}
+    for item_id, quote in (await session.execute(stmt)).all():
+        got = out.setdefault(item_id, [])
+        if quote not in got and len(got) < per_item:
+            got.append(quote)
+    return out
+
+
+async def last_event_of_item(session: AsyncSession, item_id: uuid.UUID, kind: str) -> ModerationEvent | None:
+    stmt = (sa.select(ModerationEvent).where(ModerationEvent.item_id == item_id, ModerationEvent.kind == kind)
+            .order_by(ModerationEvent.seq.desc()).limit(1))
+    return (await session.scalars(stmt)).first()
 
 
 async def claim_item(session: AsyncSession, item_id: uuid.UUID, user_id: uuid.UUID, is_admin: bool,
@@ -348,12 +452,14 @@ async def unlink_person_from_events(session: AsyncSession, user_id: uuid.UUID) -
 
 
 async def held_slices(session: AsyncSession, slice_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    """Slices that are evidence in an open case: an open item, or an open appeal."""
+    """Slices that are evidence in an open case: any slice of an open case, or of a case under
+    an open appeal."""
     if not slice_ids:
         return set()
-    open_items = sa.select(Item.slice_id).where(Item.slice_id.in_(slice_ids), _OPEN)
-    appealed = (sa.select(Item.slice_id).join(Appeal, Appeal.item_id == Item.id)
-                .where(Item.slice_id.in_(slice_ids), Appeal.status == AppealStatus.open.value))
+    open_items = (sa.select(CaseFlag.slice_id).join(Item, Item.id == CaseFlag.item_id)
+                  .where(CaseFlag.slice_id.in_(slice_ids), _OPEN))
+    appealed = (sa.select(CaseFlag.slice_id).join(Appeal, Appeal.item_id == CaseFlag.item_id)
+                .where(CaseFlag.slice_id.in_(slice_ids), Appeal.status == AppealStatus.open.value))
     rows = (await session.execute(sa.union(open_items, appealed))).all()
     return {r[0] for r in rows}
 
@@ -367,13 +473,6 @@ async def users_by_ids(session: AsyncSession, user_ids: Sequence[uuid.UUID | Non
         return {}
     rows = (await session.scalars(sa.select(User).where(User.id.in_(ids)))).all()
     return {u.id: u for u in rows}
-
-
-async def logged_flag_ids(session: AsyncSession, item_id: uuid.UUID) -> set[str]:
-    """Flags already announced in the event log for an item (a re-run never announces twice)."""
-    stmt = sa.select(ModerationEvent.data).where(ModerationEvent.item_id == item_id,
-                                                 ModerationEvent.kind == "flag_created")
-    return {str(d.get("flag_id")) for d in (await session.scalars(stmt)).all() if d}
 
 
 async def redact_appeals_of(session: AsyncSession, user_id: uuid.UUID, text: str) -> None:

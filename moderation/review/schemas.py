@@ -22,10 +22,12 @@ class PersonOut(BaseModel):
 
 
 class QueueItemOut(BaseModel):
-    """One row of the queue."""
+    """One row of the queue: a case (a participant's flags of one category in one live session)."""
 
     id: uuid.UUID
-    slice_id: uuid.UUID
+    slice_id: uuid.UUID = Field(description="the case's first slice")
+    slice_count: int = Field(description="slices with a flag in this case")
+    last_flag_at: datetime | None = Field(description="when the case's latest hit was said or shown")
     status: DisplayStatus
     auto_restricted: bool = Field(description="a critical flag restricted the participant pending this review")
     severity: str
@@ -136,6 +138,23 @@ class RestrictionOut(BaseModel):
     lifted_at: datetime | None
 
 
+class TimelineEntryOut(BaseModel):
+    """One line of a case's timeline: a hit on one of its slices, or something that happened to
+    the case (live nudge, restriction, decision, appeal)."""
+
+    at: datetime
+    kind: str = Field(description="flag, or the event kind (live_nudge, decided, restriction_applied, …)")
+    slice_id: uuid.UUID | None = None
+    source: str | None = None
+    offset_s: float | None = Field(default=None, description="where in its slice the hit starts")
+    flag_id: uuid.UUID | None = None
+    rule_id: str | None = None
+    severity: str | None = None
+    confidence: float | None = None
+    quote: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 class HistoryItemOut(BaseModel):
     item_id: uuid.UUID
     created_at: datetime
@@ -158,7 +177,9 @@ class ItemDetail(QueueItemOut):
     """Everything a moderator needs to decide an item."""
 
     you_hold_lease: bool
-    slice: SliceOut | None
+    slice: SliceOut | None = Field(description="the slice shown (``?slice_id=``; default the first)")
+    slices: list[SliceOut] = Field(description="every slice of the case, in the order of their first hit")
+    timeline: list[TimelineEntryOut]
     class_: ClassInfoOut | None = Field(alias="class", serialization_alias="class")
     session_id: uuid.UUID | None
     flags: list[FlagOut]
@@ -255,6 +276,7 @@ class EvidenceOut(BaseModel):
     end_s: float
     source: str
     frame_time: float | None = None
+    occurrences: int = Field(default=1, description="how often this quote recurred in the case")
 
 
 class DetectionOut(BaseModel):
@@ -295,6 +317,7 @@ class StatementOfReasons(BaseModel):
 
 class RecordingOpenIn(BaseModel):
     reason: str = Field(min_length=3, max_length=2000, description="why you open this recording (access log)")
+    slice_id: uuid.UUID | None = Field(default=None, description="which of the case's slices (default: the first)")
 
 
 class RecordingOpenOut(BaseModel):

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.models import User
 from classroom import repository as classroom_repo
+from classroom.models import Slice
 from moderation.review import events_log, views
 from moderation.review import repository as repo
 from moderation.review.auth import check_may_claim, is_admin
@@ -141,42 +142,67 @@ async def release(session: AsyncSession, staff: User, item_id: uuid.UUID) -> Rev
     return item
 
 
-async def item_detail(session: AsyncSession, staff: User, item: ReviewItem, reason: str | None = None) -> ItemDetail:
-    """Everything on one item: the slice, flags, transcript with hits, screen evidence, the
-    class and its teacher, the participant's earlier flags and decisions, this item's case.
+# Events of a case that belong on its timeline beside the hits (claims and leases do not).
+TIMELINE_EVENTS = frozenset({
+    EventKind.live_nudge, EventKind.decided, EventKind.escalated, EventKind.restriction_applied,
+    EventKind.restriction_lifted, EventKind.appealed, EventKind.appeal_upheld, EventKind.overturned,
+})
+TIMELINE_EVENT_LIMIT = 1000
+
+
+def _slice_out(sl: Slice) -> SliceOut:
+    return SliceOut(id=sl.id, source=sl.source, content_type=sl.content_type, started_at=sl.started_at,
+                    ended_at=sl.ended_at, duration_s=sl.duration_s, media_available=sl.media_deleted_at is None)
+
+
+async def item_detail(session: AsyncSession, staff: User, item: ReviewItem, reason: str | None = None,
+                      slice_id: uuid.UUID | None = None) -> ItemDetail:
+    """Everything on one case: its slices and every hit on one timeline (with the live nudges,
+    restrictions and decisions), one slice in full (``slice_id``, default the first: transcript
+    with hits, screen evidence), the class and its teacher, the participant's earlier cases and
+    decisions.
 
     The transcript and screen text are personal data: the read goes to the access log, with the
     moderator's reason or, by default, the review of this item as the purpose.
     """
     now = utcnow()
+    slice_ids = await repo.slice_ids_of_item(session, item.id) or [item.slice_id]
+    shown_id = slice_id or slice_ids[0]
+    if shown_id not in slice_ids:
+        raise NotFound("this slice is not part of the case")
     await record_access(
         session, actor_id=staff.id, actor_role=staff.role, action="read", resource_type="transcript",
-        resource_id=item.slice_id, subject_id=item.user_id,
+        resource_id=shown_id, subject_id=item.user_id,
         reason=reason or f"moderation review of flagged item {item.id}",
     )
-    flags = await repo.flags_of_slice(session, item.slice_id)
-    analysis = await repo.analysis_of(session, item.slice_id)
-    sl = await classroom_repo.get_slice(session, item.slice_id)
+    entries = await repo.case_timeline(session, item.id)
+    flags = [f for _, f in entries]
+    shown_flags = [f for f in flags if f.slice_id == shown_id]
+    analysis = await repo.analysis_of(session, shown_id)
+    slices = [sl for sl in [await classroom_repo.get_slice(session, i) for i in slice_ids] if sl is not None]
+    sl = next((s for s in slices if s.id == shown_id), None)
     cls = await classroom_repo.get_class(session, item.class_id) if item.class_id else None
     users = await repo.users_by_ids(session, [item.user_id, cls.teacher_id if cls else None])
     decisions = await repo.decisions_of_item(session, item.id)
     appeals = await repo.appeals_of_decisions(session, [d.id for d in decisions])
     open_appeals = await repo.open_appeals_of_item(session, item.id)
     base = views.queue_item(item, now, users)
+    events = [e for e in await repo.events_of_item(session, item.id, TIMELINE_EVENT_LIMIT)
+              if e.kind in TIMELINE_EVENTS]
     return ItemDetail(
         **base.model_dump(),
         you_hold_lease=item.claimed_by == staff.id and item.lease_expires_at is not None
         and item.lease_expires_at > now,
-        slice=SliceOut(id=sl.id, source=sl.source, content_type=sl.content_type, started_at=sl.started_at,
-                       ended_at=sl.ended_at, duration_s=sl.duration_s,
-                       media_available=sl.media_deleted_at is None) if sl else None,
+        slice=_slice_out(sl) if sl else None,
+        slices=[_slice_out(s) for s in slices],
+        timeline=views.timeline(entries, events),
         class_=ClassInfoOut(id=cls.id, title=cls.title, teacher=views.person(users.get(cls.teacher_id)))
         if cls else None,
         session_id=item.session_id,
         flags=[views.flag_out(f) for f in flags],
-        transcript=views.transcript(analysis, flags),
+        transcript=views.transcript(analysis, shown_flags),
         ocr=views.ocr_lines(analysis),
-        screen=views.screen_evidence(flags),
+        screen=views.screen_evidence(shown_flags),
         history=await history(session, item),
         decisions=[views.decision_staff(d, appeals.get(d.id)) for d in decisions],
         open_appeal=views.appeal_staff(open_appeals[0]) if open_appeals else None,
@@ -185,15 +211,11 @@ async def item_detail(session: AsyncSession, staff: User, item: ReviewItem, reas
 
 
 async def history(session: AsyncSession, item: ReviewItem) -> HistoryOut:
-    """The participant's earlier flagged items and the decisions about them."""
+    """The participant's earlier cases and the decisions about them."""
     if item.user_id is None:
         return HistoryOut(items=[], decisions=[], active_strikes=0)
     earlier = await repo.items_of_user(session, item.user_id, item.id, HISTORY_LIMIT)
-    flags = await repo.flags_of_slices(session, [i.slice_id for i in earlier])
-    quotes: dict[uuid.UUID, list[str]] = {}
-    for f in flags:
-        if f.quote:
-            quotes.setdefault(f.slice_id, []).append(f.quote)
+    quotes = await repo.quotes_of_items(session, [i.id for i in earlier], per_item=3)
     now = utcnow()
     decisions = [d for d in await repo.decisions_about(session, item.user_id, visible_only=False,
                                                         limit=HISTORY_LIMIT) if d.item_id != item.id]
@@ -202,7 +224,7 @@ async def history(session: AsyncSession, item: ReviewItem) -> HistoryOut:
         items=[HistoryItemOut(item_id=i.id, created_at=i.created_at, status=views.display_status(i, now).value,
                               severity=SEVERITY_LABELS.get(i.max_severity_rank, "?"),
                               categories=views.split_tokens(i.categories), flag_count=i.flag_count,
-                              quotes=quotes.get(i.slice_id, [])[:3]) for i in earlier],
+                              quotes=quotes.get(i.id, [])) for i in earlier],
         decisions=[views.decision_staff(d, appeals.get(d.id)) for d in decisions],
         active_strikes=await repo.active_strikes(session, item.user_id),
     )

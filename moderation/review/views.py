@@ -9,7 +9,16 @@ from typing import Any
 
 from accounts.models import User
 from moderation.models import Flag, SliceAnalysis
-from moderation.review.models import Appeal, Decision, DisplayStatus, ItemStatus, Restriction, ReviewItem
+from moderation.review.models import (
+    Appeal,
+    CaseFlag,
+    Decision,
+    DisplayStatus,
+    ItemStatus,
+    ModerationEvent,
+    Restriction,
+    ReviewItem,
+)
 from moderation.review.schemas import (
     SEVERITY_LABELS,
     AppealOut,
@@ -22,6 +31,7 @@ from moderation.review.schemas import (
     RestrictionOut,
     ScreenEvidenceOut,
     SegmentOut,
+    TimelineEntryOut,
     TranscriptOut,
 )
 
@@ -48,7 +58,8 @@ def person(user: User | None) -> PersonOut | None:
 
 def queue_item(item: ReviewItem, now: datetime, users: dict[uuid.UUID, User]) -> QueueItemOut:
     return QueueItemOut(
-        id=item.id, slice_id=item.slice_id, status=display_status(item, now), auto_restricted=item.priority > 0,
+        id=item.id, slice_id=item.slice_id, slice_count=item.slice_count, last_flag_at=item.last_flag_at,
+        status=display_status(item, now), auto_restricted=item.priority > 0,
         severity=SEVERITY_LABELS.get(item.max_severity_rank, str(item.max_severity_rank)),
         severity_rank=item.max_severity_rank, category=item.category, categories=split_tokens(item.categories),
         rule_ids=split_tokens(item.rule_ids), flag_count=item.flag_count, source=item.source,
@@ -60,6 +71,17 @@ def queue_item(item: ReviewItem, now: datetime, users: dict[uuid.UUID, User]) ->
 
 def flag_out(f: Flag) -> FlagOut:
     return FlagOut.model_validate(f)
+
+
+def timeline(entries: Sequence[tuple[CaseFlag, Flag]], events: Sequence[ModerationEvent]) -> list[TimelineEntryOut]:
+    """A case's hits and what happened to it, in time order (a hit at when it was said or shown)."""
+    out = [TimelineEntryOut(at=c.at, kind="flag", slice_id=c.slice_id, source=f.source, offset_s=f.start_ms / 1000,
+                            flag_id=f.id, rule_id=f.rule_id, severity=f.severity, confidence=f.confidence,
+                            quote=f.quote) for c, f in entries]
+    for e in events:
+        data = dict(e.data or {})
+        out.append(TimelineEntryOut(at=e.at, kind=e.kind, rule_id=data.get("rule_id"), data=data))
+    return sorted(out, key=lambda t: t.at)
 
 
 def transcript(analysis: SliceAnalysis | None, flags: Sequence[Flag]) -> TranscriptOut | None:

@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 Category = Literal["off_platform_contact", "payment_bypass", "abuse", "personal_data", "custom"]
 Severity = Literal["low", "medium", "high", "critical"]
 AutoAction = Literal["mute", "suspend_pending_review", "end_class"]
+# What a hit does in the live class at once: nothing, a notice to the speaker, or a notice plus
+# the automated restriction (a mute pending review). Unset: "nudge" for contact and payment rules.
+LiveAction = Literal["off", "nudge", "nudge_restrict"]
 Source = Literal["speech", "screen"]
 _ALL_SOURCES: tuple[Source, ...] = ("speech", "screen")
 RuleType = Literal["phone", "email", "phrases", "keywords", "profanity", "national_id", "bank_card"]
@@ -217,6 +220,7 @@ class RuleSpec(_Strict):
     description: str = ""
     enabled: bool = True
     auto_action: AutoAction | None = None
+    live_action: LiveAction | None = None
     locales: list[str] = Field(default_factory=lambda: ["*"])
     sources: list[Source] = Field(default_factory=lambda: list(_ALL_SOURCES))
     params: dict[str, Any] = Field(default_factory=dict)
@@ -234,6 +238,8 @@ class RuleSpec(_Strict):
 class PolicyDoc(_Strict):
     version: str = Field(min_length=1, max_length=64)
     description: str = ""
+    # Hits below this confidence never act in the live class (they still go to review).
+    live_min_confidence: float = Field(default=0.8, ge=0.0, le=1.0)
     rules: list[RuleSpec] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -271,6 +277,7 @@ class Policy:
     rules: tuple[Rule, ...]
     digest: str
     source: str = "dict"
+    live_min_confidence: float = 0.8
     cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -285,7 +292,8 @@ class Policy:
         rules = tuple(Rule(spec, PARAMS_BY_TYPE[spec.type].model_validate(spec.params)) for spec in doc.rules)
         canonical = json.dumps(doc.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
-        return cls(version=doc.version, rules=rules, digest=digest, source=source)
+        return cls(version=doc.version, rules=rules, digest=digest, source=source,
+                   live_min_confidence=doc.live_min_confidence)
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:

@@ -172,6 +172,7 @@ async function showItem(item) {
   $("#restrictions").textContent = item.restrictions.length
     ? item.restrictions.map((r) => `${r.kind}${r.automated ? " (automated, pending review)" : ""}${r.until ? " until " + new Date(r.until).toLocaleString() : ""}`).join("; ")
     : "none";
+  renderTimeline(item);
   renderFlags(item);
   renderTranscript(item);
   renderHistory(item);
@@ -191,7 +192,7 @@ async function openRecording(item) {
   $("#screen-wrap").hidden = true;
   if (!item.slice || !item.slice.media_available) { notice("The recording was deleted under the retention policy."); return; }
   const opened = await api("POST", `/api/v1/moderation/items/${item.id}/recording`,
-    { reason: `moderation review of flagged item ${item.id}` });
+    { reason: `moderation review of flagged item ${item.id}`, slice_id: item.slice.id });
   media.src = opened.media_url;
   media.load();
   if (item.screen.length) {
@@ -224,10 +225,57 @@ function jump(seconds) {
   media.play().catch(() => {});
 }
 
+// A case gathers one participant's hits of one category in one live class: every slice and hit
+// on one timeline, beside what happened live (nudges, restrictions) and the decisions.
+const EVENT_LABELS = {
+  live_nudge: "live nudge shown to the speaker / 已向发言者显示实时提醒",
+  restriction_applied: "restriction applied / 已施加限制",
+  restriction_lifted: "restriction lifted / 已解除限制",
+  decided: "decided / 已决定",
+  escalated: "escalated / 已上报",
+  appealed: "appealed / 已申诉",
+  appeal_upheld: "appeal upheld / 申诉被驳回",
+  overturned: "overturned on appeal / 申诉后撤销",
+};
+
+async function showSlice(item, sliceId) {
+  const detail = await api("GET", `/api/v1/moderation/items/${item.id}?slice_id=${encodeURIComponent(sliceId)}`);
+  detail._claimError = item._claimError;
+  await showItem(detail);
+}
+
+function renderTimeline(item) {
+  const n = item.slices.length;
+  $("#case-summary").textContent =
+    `${item.flag_count} hits on ${n} slice(s) / ${n} 个片段中 ${item.flag_count} 处命中` +
+    (item.last_flag_at ? ` · last / 最近 ${new Date(item.last_flag_at).toLocaleTimeString()}` : "");
+  const order = Object.fromEntries(item.slices.map((s, i) => [s.id, i + 1]));
+  const list = $("#timeline");
+  list.replaceChildren();
+  for (const t of item.timeline) {
+    const at = new Date(t.at).toLocaleTimeString();
+    if (t.kind === "flag") {
+      const shown = item.slice && item.slice.id === t.slice_id;
+      list.append(el("li", { class: shown ? "shown" : "" },
+        el("button", { type: "button", class: "jump",
+          onclick: () => (shown ? jump(t.offset_s) : showSlice(item, t.slice_id)) },
+          `${at} · slice ${order[t.slice_id] || "?"} (${t.source})`),
+        ` ${t.severity} · ${t.rule_id} · `, el("q", {}, t.quote)));
+    } else {
+      const extra = t.kind === "live_nudge" ? (t.data.delivered ? " ✓" : ` (${t.data.note || "not shown"})`)
+        : t.data.outcome ? ` · ${t.data.outcome}` : t.data.restriction ? ` · ${t.data.restriction}` : "";
+      list.append(el("li", { class: "event" }, `${at} · ${EVENT_LABELS[t.kind] || t.kind}${extra}`));
+    }
+  }
+}
+
+// The flags of the slice shown (its media is the one playing; the timeline lists the others).
+function shownFlags(item) { return item.flags.filter((f) => !item.slice || f.slice_id === item.slice.id); }
+
 function renderFlags(item) {
   const list = $("#flags");
   list.replaceChildren();
-  item.flags.forEach((f, i) => {
+  shownFlags(item).forEach((f, i) => {
     list.append(el("li", {},
       el("button", { type: "button", class: "jump", onclick: () => jump(f.start_ms / 1000) }, `${i + 1} ▶ ${fmtTime(f.start_ms / 1000)}`),
       ` ${f.severity} · ${f.category} · ${f.rule_id} v${f.rule_version} · `,
@@ -238,7 +286,7 @@ function renderFlags(item) {
 
 function hitWords(item) {
   // The rules put the matched text in [brackets] inside the quote.
-  return item.flags.map((f) => (f.quote.match(/\[([^\]]+)\]/) || [])[1]).filter(Boolean);
+  return shownFlags(item).map((f) => (f.quote.match(/\[([^\]]+)\]/) || [])[1]).filter(Boolean);
 }
 
 function markText(text, words) {
@@ -379,7 +427,7 @@ document.addEventListener("keydown", (ev) => {
     case "?": $("#help").hidden = !$("#help").hidden; break;
     default:
       if (/^[1-9]$/.test(ev.key) && state.item) {
-        const f = state.item.flags[Number(ev.key) - 1];
+        const f = shownFlags(state.item)[Number(ev.key) - 1];
         if (f) jump(f.start_ms / 1000);
       }
   }

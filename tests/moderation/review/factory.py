@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from classroom import service as classroom
 from moderation.events import announce_flags_stored
 from moderation.models import SEVERITY_RANK, Flag, SliceAnalysis
-from moderation.review.models import ReviewItem
+from moderation.review.models import CaseFlag, ReviewItem
 from storage.db import unit_of_work, utcnow
 from storage.runtime import get_runtime
 from tests.factories import TestUser
@@ -42,6 +42,7 @@ class FlagSpec:
     auto_action: str | None = None
     rule_version: str = "1"
     policy_version: str = "test-policy-1"
+    confidence: float = 0.9
 
 
 def speech_webm(text: str = SPOKEN) -> bytes:
@@ -83,7 +84,7 @@ async def flag_slice(room: Room, *flags: FlagSpec, user_id: uuid.UUID | None = N
                 id=uuid.uuid4(), slice_id=slice_id, user_id=user, session_id=room.session_id, class_id=room.class_id,
                 source=spec.source or source, category=spec.category, rule_id=spec.rule_id,
                 rule_version=spec.rule_version, policy_version=spec.policy_version, severity=spec.severity,
-                severity_rank=SEVERITY_RANK[spec.severity], confidence=0.9, start_ms=spec.start_ms,
+                severity_rank=SEVERITY_RANK[spec.severity], confidence=spec.confidence, start_ms=spec.start_ms,
                 end_ms=spec.end_ms, quote=spec.quote, evidence=spec.evidence, auto_action=spec.auto_action,
                 automated_detection=True, fingerprint=f"fp{next(_n)}",
             )
@@ -112,10 +113,20 @@ async def expire_lease(item_id: str) -> None:
                               .values(lease_expires_at=utcnow()))
 
 
+async def case_ids_of_slice(slice_id: uuid.UUID) -> list[str]:
+    """The cases holding a flag of this slice (a slice with flags of two categories is in two)."""
+    async with unit_of_work(get_runtime().sessionmaker) as session:
+        rows = (await session.scalars(select(CaseFlag.item_id).where(CaseFlag.slice_id == slice_id)
+                                      .distinct())).all()
+    return [str(r) for r in rows]
+
+
 async def item_of_slice(client: httpx.AsyncClient, staff: TestUser, slice_id: uuid.UUID) -> dict[str, Any]:
+    """The open case (queue row) that holds this slice's flags."""
     r = await client.get("/api/v1/moderation/queue", params={"limit": 200}, headers=staff.headers)
     assert r.status_code == 200, r.text
-    found = [i for i in r.json()["items"] if i["slice_id"] == str(slice_id)]
+    ids = await case_ids_of_slice(slice_id)
+    found = [i for i in r.json()["items"] if i["id"] in ids]
     assert found, f"no open item for slice {slice_id}"
     return found[0]
 
@@ -148,5 +159,5 @@ async def decide(client: httpx.AsyncClient, staff: TestUser, item_id: str, body:
     return out
 
 
-__all__ = ["FlagSpec", "Room", "claim", "decide", "decision", "expire_lease", "flag_slice", "item_of_slice",
-           "join", "live_room"]
+__all__ = ["FlagSpec", "Room", "case_ids_of_slice", "claim", "decide", "decision", "expire_lease", "flag_slice",
+           "item_of_slice", "join", "live_room"]

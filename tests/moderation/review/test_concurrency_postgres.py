@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from moderation.review.models import Decision, Strike
+from moderation.review.models import CaseFlag, Decision, ReviewItem, Strike
 from storage.db import unit_of_work
 from storage.runtime import get_runtime
 from tests.factories import logged_in
@@ -21,9 +21,9 @@ pytestmark = pytest.mark.postgres
 
 
 async def test_twenty_concurrent_claimers_never_share_an_item(pg_client: httpx.AsyncClient) -> None:
-    room = await live_room()
-    for _ in range(30):
-        await flag_slice(room, media=b"\x1aE\xdf\xa3 not decoded in this test")
+    room = await live_room(students=30)
+    for student in room.speakers[1:]:  # one case each: a participant's flags of a category are one case
+        await flag_slice(room, user_id=student, media=b"\x1aE\xdf\xa3 not decoded in this test")
     mods = [await logged_in(pg_client, "moderator") for _ in range(20)]
 
     async def claim_next(headers: dict[str, str]) -> str | None:
@@ -66,3 +66,17 @@ async def test_twenty_concurrent_claimers_never_share_an_item(pg_client: httpx.A
                                      .where(Decision.item_id == uuid.UUID(target)))
         n_strikes = await s.scalar(select(func.count()).select_from(Strike))
     assert (n_decisions, n_strikes) == (1, 1)
+
+
+async def test_slices_closing_at_once_join_one_case(pg_client: httpx.AsyncClient) -> None:
+    """Eight slices of one participant flagged in eight concurrent transactions: the partial
+    unique index lets only one open the case; the others lose the race in a savepoint and join it."""
+    room = await live_room()
+    talker = room.speakers[-1]
+    await asyncio.gather(*(flag_slice(room, user_id=talker, media=b"\x1aE\xdf\xa3 not decoded in this test")
+                           for _ in range(8)))
+    async with unit_of_work(get_runtime().sessionmaker) as s:
+        items = (await s.scalars(select(ReviewItem).where(ReviewItem.user_id == talker))).all()
+        placed = (await s.execute(select(func.count()).select_from(CaseFlag))).scalar_one()
+    assert [(i.flag_count, i.slice_count) for i in items] == [(8, 8)]
+    assert placed == 8

@@ -109,9 +109,10 @@ async def test_strike_table_escalates_repeated_violations(client: httpx.AsyncCli
     room = await live_room()
     student = await student_of(room.speakers[-1])
     mod = await logged_in(client, "moderator")
-    slices = [(await flag_slice(room))[0] for _ in range(3)]
     results = []
-    for n, sid in enumerate(slices, start=1):
+    for n in range(1, 4):
+        # The same hit again after a decision: a new case, and a new strike.
+        sid, _ = await flag_slice(room)
         item = await item_of_slice(client, mod, sid)
         await claim(client, mod, item["id"])
         results.append((await decide(client, mod, item["id"], decision(action="warn")))["decision"])
@@ -128,8 +129,9 @@ async def test_strike_table_escalates_repeated_violations(client: httpx.AsyncCli
 
 
 async def test_repeated_decision_is_idempotent_and_counts_one_strike(client: httpx.AsyncClient) -> None:
-    room = await live_room()
-    a, b = (await flag_slice(room))[0], (await flag_slice(room))[0]
+    room = await live_room(students=3)
+    a = (await flag_slice(room, user_id=room.speakers[1]))[0]
+    b = (await flag_slice(room, user_id=room.speakers[2]))[0]
     mod = await logged_in(client, "moderator")
     item = await item_of_slice(client, mod, a)
     await claim(client, mod, item["id"])
@@ -151,7 +153,7 @@ async def test_repeated_decision_is_idempotent_and_counts_one_strike(client: htt
     nxt_body = decision(outcome="dismiss")
     r = await client.post(f"/api/v1/moderation/items/{item_b['id']}/claim", headers=mod.headers)
     assert r.status_code == 200
-    extra = (await flag_slice(room))[0]
+    extra = (await flag_slice(room, user_id=room.speakers[3]))[0]
     r = await client.post(f"/api/v1/moderation/items/{item_b['id']}/decision", params={"next": "true"},
                           json=nxt_body, headers=mod.headers)
     assert r.status_code == 200, r.text

@@ -21,9 +21,9 @@ from tests.moderation.review.factory import claim, decide, decision, flag_slice,
 
 
 async def test_media_of_open_cases_is_held(client: httpx.AsyncClient) -> None:
-    room = await live_room()
-    open_sid, _ = await flag_slice(room)
-    decided_sid, _ = await flag_slice(room)
+    room = await live_room(students=2)
+    open_sid, _ = await flag_slice(room, user_id=room.speakers[1])
+    decided_sid, _ = await flag_slice(room, user_id=room.speakers[2])
     mod = await logged_in(client, "moderator")
     item = await item_of_slice(client, mod, decided_sid)
     await claim(client, mod, item["id"])

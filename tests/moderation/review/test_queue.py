@@ -1,4 +1,4 @@
-"""The review queue through the HTTP API: items per flagged slice, order, filters, leases,
+"""The review queue through the HTTP API: cases of flagged slices, order, filters, leases,
 permissions, item detail and the event log."""
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from tests.factories import logged_in
 from tests.moderation.review.factory import (
     FlagSpec,
     claim,
+    decide,
+    decision,
     expire_lease,
     flag_slice,
     item_of_slice,
@@ -137,9 +139,9 @@ async def test_lease_keeps_others_out_until_it_expires(client: httpx.AsyncClient
 
 
 async def test_claim_next_hands_out_different_items(client: httpx.AsyncClient) -> None:
-    room = await live_room()
-    for _ in range(3):
-        await flag_slice(room)
+    room = await live_room(students=3)
+    for student in room.speakers[1:]:
+        await flag_slice(room, user_id=student)
     mods = [await logged_in(client, "moderator") for _ in range(3)]
     got = []
     for m in mods:
@@ -154,7 +156,12 @@ async def test_claim_next_hands_out_different_items(client: httpx.AsyncClient) -
 async def test_item_detail_shows_transcript_hits_screen_box_class_and_history(client: httpx.AsyncClient) -> None:
     room = await live_room()
     student = room.speakers[-1]
-    await flag_slice(room, FlagSpec(severity="low", quote="[telegram]"))
+    mod = await logged_in(client, "moderator")
+    earlier_sid, _ = await flag_slice(room, FlagSpec(severity="low", quote="[telegram]"))
+    earlier = await item_of_slice(client, mod, earlier_sid)
+    await claim(client, mod, earlier["id"])
+    await decide(client, mod, earlier["id"], decision(outcome="dismiss"))
+    # After that decision the same participant's next hits gather in a new case: screen, then mic.
     box = [[100.0, 200.0], [700.0, 200.0], [700.0, 240.0], [100.0, 240.0]]
     sid, flag_ids = await flag_slice(
         room, FlagSpec(rule_id="contact.handle", quote="WeChat: [teacher_li]", start_ms=1000, end_ms=1000,
@@ -162,34 +169,41 @@ async def test_item_detail_shows_transcript_hits_screen_box_class_and_history(cl
         source="screen", ocr=[{"t": 1.0, "text": "WeChat: teacher_li 13812345678", "box": box, "score": 0.99}],
     )
     mic_sid, mic_flags = await flag_slice(room)
-    mod = await logged_in(client, "moderator")
 
-    screen_item = await item_of_slice(client, mod, sid)
-    r = await client.get(f"/api/v1/moderation/items/{screen_item['id']}", headers=mod.headers)
+    case = await item_of_slice(client, mod, sid)
+    assert (await item_of_slice(client, mod, mic_sid))["id"] == case["id"] != earlier["id"]
+    assert case["slice_count"] == 2 and case["flag_count"] == 2 and case["slice_id"] == str(sid)
+    r = await client.get(f"/api/v1/moderation/items/{case['id']}", headers=mod.headers)
     assert r.status_code == 200, r.text
     d = r.json()
     assert d["class"]["id"] == str(room.class_id) and d["class"]["teacher"]["id"] == str(room.teacher_id)
     assert d["class"]["teacher"]["role"] == "teacher"
+    assert [s["id"] for s in d["slices"]] == [str(sid), str(mic_sid)]
+    assert [(t["kind"], t["slice_id"]) for t in d["timeline"]] == [("flag", str(sid)), ("flag", str(mic_sid))]
     assert d["slice"]["source"] == "screen" and d["slice"]["media_available"]
     assert d["screen"] == [{"flag_id": str(flag_ids[0]), "frame_time": 1.0, "boxes": [box]}]
     assert d["ocr"][0]["text"] == "WeChat: teacher_li 13812345678"
     assert d["you_hold_lease"] is False
     hist = d["history"]
-    assert [h["item_id"] for h in hist["items"]] != [] and hist["active_strikes"] == 0
-    assert any("[telegram]" in q for h in hist["items"] for q in h["quotes"])
+    assert [h["item_id"] for h in hist["items"]] == [earlier["id"]] and hist["active_strikes"] == 0
+    assert hist["items"][0]["quotes"] == ["[telegram]"]
 
-    mic_item = await item_of_slice(client, mod, mic_sid)
-    d = (await client.get(f"/api/v1/moderation/items/{mic_item['id']}", headers=mod.headers)).json()
+    d = (await client.get(f"/api/v1/moderation/items/{case['id']}", params={"slice_id": str(mic_sid)},
+                          headers=mod.headers)).json()
+    assert d["slice"]["id"] == str(mic_sid) and d["screen"] == []
     hits = [s for s in d["transcript"]["segments"] if s["flag_ids"]]
     assert [s["text"] for s in hits] == ["If you have questions, my number is 5551234567,"]
     assert hits[0]["flag_ids"] == [str(mic_flags[0])]
-    assert d["flags"][0]["quote"] == "my number is [5551234567]" and d["flags"][0]["start_ms"] == 2000
+    assert [f["quote"] for f in d["flags"]] == ["WeChat: [teacher_li]", "my number is [5551234567]"]
+    outside = await client.get(f"/api/v1/moderation/items/{case['id']}", params={"slice_id": str(earlier_sid)},
+                               headers=mod.headers)
+    assert outside.status_code == 404, outside.text
 
     # Reading the transcript is a staff read of personal data: access log, about the participant.
     async with unit_of_work(get_runtime().sessionmaker) as s:
         rows = (await s.scalars(select(AccessLogEntry).where(AccessLogEntry.resource_type == "transcript"))).all()
     assert {(e.resource_id, e.subject_id, e.actor_id) for e in rows} == {
-        (str(sid), student, uuid.UUID(mod.id)), (str(mic_sid), student, uuid.UUID(mod.id))}
+        (str(s_id), student, uuid.UUID(mod.id)) for s_id in (earlier_sid, sid, mic_sid)}
     assert all(e.reason.startswith("moderation review of flagged item") for e in rows)
 
 
