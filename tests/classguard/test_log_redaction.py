@@ -37,11 +37,12 @@ async def test_served_process_never_logs_secret_query_values(server: LiveServer)
     token, ticket, code, password, signature, key, access = SECRETS
     base = server.base
     student = server.register("logs@example.com")
-    r = httpx.get(f"{base}/api/v1/me", params={"token": student.token}, headers=student.headers, timeout=30)
-    assert r.status_code == 200
-    assert httpx.get(f"{base}/healthz?token={token}&probe=1", timeout=30).status_code == 200
-    httpx.get(f"{base}/api/v1/me?code={code}&password={password}", timeout=30)
-    httpx.get(f"{base}/api/v1/nothing?signature={signature}&KEY={key}&access_token={access}", timeout=30)
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        r = await http.get("/api/v1/me", params={"token": student.token}, headers=student.headers)
+        assert r.status_code == 200
+        assert (await http.get(f"/healthz?token={token}&probe=1")).status_code == 200
+        await http.get(f"/api/v1/me?code={code}&password={password}")
+        await http.get(f"/api/v1/nothing?signature={signature}&KEY={key}&access_token={access}")
     # the signaling socket: refused before the upgrade (uvicorn logs the handshake line)
     ws = f"ws://127.0.0.1:{server.port}/api/v1/sessions/{uuid.uuid4()}/signal"
     for query in (f"token={token}", f"ticket={ticket}"):
