@@ -74,12 +74,12 @@ async def my_access_log(user: CurrentUser, session: DbSession) -> list[AccessEnt
 
 @router.get("/users", response_model=list[UserSummary], responses=error_responses(Unauthorized, Forbidden))
 async def list_users(
-    _: AdminUser, session: DbSession,
+    admin: AdminUser, session: DbSession,
     role: Role | None = None, status: UserStatus | None = None,
     limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
 ) -> list[UserSummary]:
-    """Admins list accounts (without contact data)."""
-    users = await service.list_users(session, role, status, limit, offset)
+    """Admins list accounts (without contact data); every account listed is access-logged."""
+    users = await service.list_users(session, admin, role, status, limit, offset)
     return [UserSummary(id=u.id, display_name=u.display_name, role=Role(u.role), status=u.status,
                         created_at=u.created_at) for u in users]
 
