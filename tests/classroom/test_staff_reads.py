@@ -5,12 +5,17 @@ access-logged for every person it names; the class's own teacher reading them is
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 
 import httpx
 
+from accounts.models import User
+from storage.db import unit_of_work
+from storage.runtime import get_runtime
 from tests.classroom.class_factories import attend, join, make_class
-from tests.factories import TestUser, logged_in
+from tests.factories import DEFAULT_PASSWORD, TestUser, logged_in, login
+from tests.moderation.slice_factory import add_raw_slice, live_room
 
 
 async def _staff_reads(client: httpx.AsyncClient, person: TestUser) -> Counter[str]:
@@ -59,3 +64,23 @@ async def test_staff_views_of_participants_are_access_logged(client: httpx.Async
     # the student who never joined appears only in the enrollment list
     assert await _staff_reads(client, setup.students[1]) == Counter({"class_enrollments": 1})
 
+
+
+async def test_staff_views_of_slices_are_access_logged(client: httpx.AsyncClient) -> None:
+    room = await live_room(students=1)
+    speaker = room.speakers[-1]
+    slice_id = await add_raw_slice(room, b"not media", user_id=speaker, announce=False)
+    student = await login(client, await _user(speaker))
+    moderator = await logged_in(client, "moderator")
+    for path in (f"/api/v1/sessions/{room.session_id}/slices", f"/api/v1/slices?user_id={speaker}",
+                 f"/api/v1/slices/{slice_id}"):
+        r = await client.get(path, headers=moderator.headers)
+        assert r.status_code == 200 and str(slice_id) in r.text, path
+    assert await _staff_reads(client, student) == Counter({"slice_list": 2, "slice": 1})
+
+
+async def _user(user_id: uuid.UUID) -> TestUser:
+    async with unit_of_work(get_runtime().sessionmaker) as s:
+        u = await s.get(User, user_id)
+        assert u is not None and u.email
+        return TestUser(id=str(u.id), email=u.email, password=DEFAULT_PASSWORD, role=u.role)
