@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Query, Request, Response, status
 
 from accounts import service
-from accounts.auth import SESSION_COOKIE, AdminUser, CurrentAuth, CurrentUser, StaffUser
+from accounts.auth import SESSION_COOKIE, AdminUser, CurrentAuth, CurrentUser, StaffUser, cookie_secure
 from accounts.models import Role, UserStatus
 from accounts.schemas import AccessEntryOut, CancelIn, LoginIn, LoginOut, RegisterIn, UserOut, UserSummary
 from storage.deps import ClientIP, DbSession, RuntimeDep
@@ -42,16 +42,16 @@ async def login(body: LoginIn, request: Request, response: Response, session: Db
     token, auth, user = await service.login(
         session, rt.settings, body.identifier, body.password, ip, request.headers.get("user-agent")
     )
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=cookie_secure(request),
                         max_age=rt.settings.session_ttl_seconds, path="/")
     return LoginOut(token=token, expires_at=auth.expires_at, user=service.to_out(user))
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(Unauthorized))
-async def logout(auth: CurrentAuth, session: DbSession, response: Response) -> Response:
+async def logout(auth: CurrentAuth, session: DbSession, request: Request, response: Response) -> Response:
     """Revoke the current session token."""
     await service.logout(session, auth[0])
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    _forget_cookie(request, response)
     response.status_code = status.HTTP_204_NO_CONTENT
     return response
 
@@ -74,12 +74,12 @@ async def my_access_log(user: CurrentUser, session: DbSession) -> list[AccessEnt
 
 @router.get("/users", response_model=list[UserSummary], responses=error_responses(Unauthorized, Forbidden))
 async def list_users(
-    _: AdminUser, session: DbSession,
+    admin: AdminUser, session: DbSession,
     role: Role | None = None, status: UserStatus | None = None,
     limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
 ) -> list[UserSummary]:
-    """Admins list accounts (without contact data)."""
-    users = await service.list_users(session, role, status, limit, offset)
+    """Admins list accounts (without contact data); every account listed is access-logged."""
+    users = await service.list_users(session, admin, role, status, limit, offset)
     return [UserSummary(id=u.id, display_name=u.display_name, role=Role(u.role), status=u.status,
                         created_at=u.created_at) for u in users]
 
@@ -102,9 +102,15 @@ async def export_my_data(user: CurrentUser, session: DbSession) -> dict[str, obj
 
 @router.post("/me/cancel", status_code=status.HTTP_204_NO_CONTENT,
              responses=error_responses(Unauthorized, Unprocessable))
-async def cancel_my_account(body: CancelIn, user: CurrentUser, session: DbSession, response: Response) -> Response:
+async def cancel_my_account(body: CancelIn, user: CurrentUser, session: DbSession, request: Request,
+                            response: Response) -> Response:
     """Cancel my account: personal data is deleted or anonymised, except what law requires to keep."""
     await service.cancel_account(session, user, body.password)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    _forget_cookie(request, response)
     response.status_code = status.HTTP_204_NO_CONTENT
     return response
+
+
+def _forget_cookie(request: Request, response: Response) -> None:
+    # Same attributes as when it was set: a browser replaces a Secure cookie only with a Secure one.
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=cookie_secure(request))

@@ -273,10 +273,17 @@ async def staff_read_user(session: AsyncSession, staff: User, user_id: uuid.UUID
 
 
 async def list_users(
-    session: AsyncSession, role: Role | None, status: UserStatus | None, limit: int, offset: int
+    session: AsyncSession, admin: User, role: Role | None, status: UserStatus | None, limit: int, offset: int
 ) -> list[User]:
-    return await repo.list_users(session, role.value if role else None, status.value if status else None,
-                                 limit, offset)
+    """Accounts for an admin; each account listed gets an access-log entry (names, roles, states)."""
+    from storage.access_log.service import record_reads
+
+    users = await repo.list_users(session, role.value if role else None, status.value if status else None,
+                                  limit, offset)
+    await record_reads(session, actor_id=admin.id, actor_role=admin.role, resource_type="user_list",
+                       resource_id="users", subject_ids=[u.id for u in users if u.id != admin.id],
+                       reason="admin list of accounts")
+    return users
 
 
 async def cancel_account(session: AsyncSession, user: User, password: str) -> None:

@@ -15,7 +15,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from classguard import docs
 from classguard.bootstrap import domain_modules, start_runtime, stop_runtime
+from classguard.http_headers import SecurityHeaders
 from classguard.settings import Settings, get_settings
 from storage.errors import AppError, ErrorBody
 from storage.runtime import get_runtime
@@ -82,8 +84,13 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         description="Live classes with consent-bound recording, automated moderation and human review.",
         lifespan=lifespan,
         responses={422: {"model": ErrorBody, "description": "ValidationError"}},
+        docs_url=None,  # our own /docs below: Swagger UI from the package, not a CDN
+        redoc_url=None,  # ReDoc would load from a CDN
     )
     install_error_handlers(app)
+    app.add_middleware(SecurityHeaders)
+    if settings.docs_enabled:
+        app.include_router(docs.router)
 
     @app.get("/healthz", tags=["ops"], responses={503: {"model": ErrorBody}})
     async def healthz() -> Any:

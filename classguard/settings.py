@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     min_password_length: int = 10
     default_region: str = "eu"
     regions: list[str] = Field(default_factory=lambda: ["eu", "us", "cn"])
+    # Session cookie ``Secure`` flag. None: on unless the database is SQLite (the embedded mode,
+    # typically plain http on localhost); a request that arrived over https always gets it.
+    cookie_secure: bool | None = None
+    # Origins (``https://app.example``) besides the server's own that may send cookie-authenticated
+    # POST/PUT/PATCH/DELETE requests (e.g. a front end on another host).
+    allowed_origins: list[str] = Field(default_factory=list)
+
+    # --- HTTP surface ------------------------------------------------------------------
+    docs_enabled: bool = True  # /docs (Swagger UI from the swagger-ui-bundle package, no CDN)
+    metrics_token: str = ""  # bearer token for /metrics; empty: /metrics answers 404
 
     # --- retention (privacy promise 4) -------------------------------------------------
     media_retention_days: float = 30.0  # raw recordings; flags and decisions keep their text
@@ -95,6 +105,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def session_cookie_secure(self) -> bool:
+        """Whether the session cookie carries ``Secure`` (see ``cookie_secure``)."""
+        return (not self.is_sqlite) if self.cookie_secure is None else self.cookie_secure
 
     @property
     def sync_database_url(self) -> str:

@@ -97,8 +97,7 @@ async def enroll(class_id: uuid.UUID, session: DbSession, user: CurrentUser, res
 async def enrollments(class_id: uuid.UUID, session: DbSession, user: CurrentUser) -> list[EnrollmentOut]:
     """The class's students (its teacher and staff)."""
     cls = await service.get_class(session, class_id)
-    auth.require_can_moderate(cls, user)
-    return [EnrollmentOut.model_validate(e) for e in await service.enrollments_of(session, class_id)]
+    return [EnrollmentOut.model_validate(e) for e in await service.enrollments_of(session, cls, user)]
 
 
 # --- live sessions ----------------------------------------------------------------------------------
@@ -168,8 +167,7 @@ async def participants(session_id: uuid.UUID, session: DbSession, user: CurrentU
 @router.get("/sessions/{session_id}/live", responses=error_responses(Unauthorized, Forbidden, NotFound))
 async def live_state(session_id: uuid.UUID, session: DbSession, user: CurrentUser) -> dict[str, Any]:
     """Who is connected right now and what is being recorded (the relay's own state)."""
-    await service.participants(session, session_id, user)  # authorisation
-    return {"session_id": str(session_id), "participants": live.participants_state(session_id)}
+    return {"session_id": str(session_id), "participants": await service.live_participants(session, session_id, user)}
 
 
 # --- controls -----------------------------------------------------------------------------------------
@@ -258,29 +256,29 @@ async def recording_events(session_id: uuid.UUID, session: DbSession, user: Curr
 
 @router.get("/sessions/{session_id}/slices", response_model=list[SliceOut],
             responses=error_responses(Unauthorized, Forbidden, NotFound))
-async def session_slices(session_id: uuid.UUID, session: DbSession, _: StaffUser,
+async def session_slices(session_id: uuid.UUID, session: DbSession, staff: StaffUser,
                          limit: Limit = 500, offset: Offset = 0) -> list[SliceOut]:
-    """The recorded slices of a session (staff)."""
-    rows = await service.list_slices(session, session_id=session_id, limit=limit, offset=offset)
+    """The recorded slices of a session (staff; access-logged)."""
+    rows = await service.list_slices(session, session_id=session_id, limit=limit, offset=offset, reader=staff)
     return [SliceOut.model_validate(s) for s in rows]
 
 
 @router.get("/slices", response_model=list[SliceOut], responses=error_responses(Unauthorized, Forbidden))
 async def list_slices(
-    session: DbSession, _: StaffUser, class_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None,
+    session: DbSession, staff: StaffUser, class_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None,
     source: Annotated[str | None, Query(pattern="^(mic|screen|snapshot)$")] = None,
     slice_status: Annotated[str | None, Query(alias="status", pattern="^(pending|processing|done|failed)$")] = None,
     limit: Limit = 100, offset: Offset = 0,
 ) -> list[SliceOut]:
-    """Slices across sessions, filtered (staff)."""
+    """Slices across sessions, filtered (staff; access-logged)."""
     rows = await service.list_slices(session, class_id=class_id, user_id=user_id, source=source,
-                                     status=slice_status, limit=limit, offset=offset)
+                                     status=slice_status, limit=limit, offset=offset, reader=staff)
     return [SliceOut.model_validate(s) for s in rows]
 
 
 @router.get("/slices/{slice_id}", response_model=SliceOut, responses=error_responses(Unauthorized, Forbidden, NotFound))
-async def get_slice(slice_id: uuid.UUID, session: DbSession, _: StaffUser) -> SliceOut:
-    return SliceOut.model_validate(await service.get_slice(session, slice_id))
+async def get_slice(slice_id: uuid.UUID, session: DbSession, staff: StaffUser) -> SliceOut:
+    return SliceOut.model_validate(await service.get_slice(session, slice_id, reader=staff))
 
 
 # --- signaling ------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +40,7 @@ from classroom.models import (
     SliceStatus,
 )
 from classroom.schemas import ClassIn, ClassOut
+from classroom.staff_reads import log_staff_read
 from storage.db import utcnow
 from storage.errors import Conflict, Forbidden, NotFound
 from storage.media import MediaStore
@@ -98,8 +99,13 @@ async def enroll(session: AsyncSession, class_id: uuid.UUID, student: User) -> t
     return enrollment, True
 
 
-async def enrollments_of(session: AsyncSession, class_id: uuid.UUID) -> list[Enrollment]:
-    return await repo.enrollments_of_class(session, class_id)
+async def enrollments_of(session: AsyncSession, cls: Class, user: User) -> list[Enrollment]:
+    """The class's students, for its teacher and staff (a staff read is access-logged)."""
+    auth.require_can_moderate(cls, user)
+    rows = await repo.enrollments_of_class(session, cls.id)
+    await log_staff_read(session, user, cls, "class_enrollments", cls.id, [e.student_id for e in rows],
+                         f"staff view of the students of class {cls.id}")
+    return rows
 
 
 # --- live sessions ---------------------------------------------------------------------------------
@@ -332,7 +338,10 @@ async def control_events(session: AsyncSession, session_id: uuid.UUID, user: Use
     """The session's control log (participants see the controls applied to them)."""
     _, cls = await get_session(session, session_id)
     only = await auth.events_visible_to(session, cls, user)
-    return await repo.control_events(session, session_id, only)
+    rows = await repo.control_events(session, session_id, only)
+    await log_staff_read(session, user, cls, "control_events", session_id, [e.user_id for e in rows],
+                         f"staff view of the controls in live session {session_id}")
+    return rows
 
 
 async def end_session(session: AsyncSession, session_id: uuid.UUID, by_user_id: uuid.UUID | None,
@@ -374,14 +383,36 @@ async def close_stale_state(session: AsyncSession) -> int:
 async def recording_events(session: AsyncSession, session_id: uuid.UUID, user: User) -> list[RecordingEvent]:
     _, cls = await get_session(session, session_id)
     only = await auth.events_visible_to(session, cls, user)
-    return await repo.recording_events(session, session_id, only)
+    rows = await repo.recording_events(session, session_id, only)
+    await log_staff_read(session, user, cls, "recording_events", session_id, [e.user_id for e in rows],
+                         f"staff view of the recording trail of live session {session_id}")
+    return rows
 
 
 async def participants(session: AsyncSession, session_id: uuid.UUID, user: User) -> list[Participant]:
+    """Every stay in the session, for its members and staff (a staff read is access-logged)."""
+    cls = await _session_readable(session, session_id, user)
+    rows = await repo.participations(session, session_id)
+    await log_staff_read(session, user, cls, "session_participants", session_id, [p.user_id for p in rows],
+                         f"staff view of the participants of live session {session_id}")
+    return rows
+
+
+async def live_participants(session: AsyncSession, session_id: uuid.UUID, user: User) -> list[dict[str, Any]]:
+    """Who is connected right now (the relay's state); a staff read is access-logged."""
+    cls = await _session_readable(session, session_id, user)
+    state = live.participants_state(session_id)
+    await log_staff_read(session, user, cls, "live_participants", session_id,
+                         [uuid.UUID(p["participant_id"]) for p in state],
+                         f"staff view of who is connected to live session {session_id}")
+    return state
+
+
+async def _session_readable(session: AsyncSession, session_id: uuid.UUID, user: User) -> Class:
     _, cls = await get_session(session, session_id)
     if not auth.is_staff(user):
         await auth.join_role(session, cls, user)
-    return await repo.participations(session, session_id)
+    return cls
 
 
 # --- slices ------------------------------------------------------------------------------------------
@@ -463,18 +494,26 @@ async def next_slice_seqs(session: AsyncSession, session_id: uuid.UUID, user_id:
     return {source: top + 1 for source, top in (await repo.highest_slice_seqs(session, session_id, user_id)).items()}
 
 
-async def get_slice(session: AsyncSession, slice_id: uuid.UUID) -> Slice:
+async def get_slice(session: AsyncSession, slice_id: uuid.UUID, reader: User | None = None) -> Slice:
+    """A slice's metadata; read by ``reader`` (staff) it is access-logged."""
     row = await repo.get_slice(session, slice_id)
     if row is None:
         raise NotFound("slice not found")
+    if reader is not None:
+        await log_staff_read(session, reader, None, "slice", row.id, [row.user_id], f"staff view of slice {row.id}")
     return row
 
 
 async def list_slices(session: AsyncSession, *, session_id: uuid.UUID | None = None,
                       class_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None,
                       source: str | None = None, status: str | None = None,
-                      limit: int = 100, offset: int = 0) -> list[Slice]:
+                      limit: int = 100, offset: int = 0, reader: User | None = None) -> list[Slice]:
+    """Slices, filtered; listed by ``reader`` (staff) every participant named is access-logged."""
     if session_id is not None:
         await get_session(session, session_id)
-    return await repo.list_slices(session, session_id=session_id, class_id=class_id, user_id=user_id,
+    rows = await repo.list_slices(session, session_id=session_id, class_id=class_id, user_id=user_id,
                                   source=source, status=status, limit=limit, offset=offset)
+    if reader is not None:
+        await log_staff_read(session, reader, None, "slice_list", session_id or class_id or "all",
+                             [r.user_id for r in rows], "staff view of recorded slices")
+    return rows

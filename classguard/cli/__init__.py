@@ -30,6 +30,7 @@ def serve(
     """Run the whole platform: HTTP API and pages, relay and in-process workers (migrations first)."""
     import uvicorn
 
+    from classguard import log_redaction
     from classguard.app import create_app
     from storage.migrate import upgrade
 
@@ -39,7 +40,9 @@ def serve(
     log.info("data directory: %s", settings.data_dir.resolve())
     upgrade(settings.sync_database_url)
     log.info("serving on http://%s:%d (API docs at /docs)", host, port)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info")  # configures logging
+    log_redaction.install()  # no secret query value (token, ticket, code …) reaches a log line
+    uvicorn.Server(config).run()
 
 
 @app.command()

@@ -20,6 +20,7 @@ from moderation.review.events_log import EventKind
 from moderation.review.models import Appeal, AppealStatus, Decision, ItemStatus, Outcome, ReviewItem
 from moderation.review.schemas import AppealDecisionIn, AppealIn
 from moderation.review.service import get_item_or_404
+from storage.access_log.service import record_access
 from storage.db import utcnow
 from storage.errors import Conflict, NotFound, Unprocessable
 
@@ -52,9 +53,14 @@ async def file_appeal(session: AsyncSession, user: User, body: AppealIn) -> Appe
 
 
 async def get_appeal_for(session: AsyncSession, user: User, appeal_id: uuid.UUID, staff: bool) -> Appeal:
+    """The appeal for its author, or for staff (a staff read of the text is access-logged)."""
     appeal = await repo.get_appeal(session, appeal_id)
     if appeal is None or (not staff and appeal.user_id != user.id):
         raise NotFound("appeal not found")
+    if staff and appeal.user_id != user.id:
+        await record_access(session, actor_id=user.id, actor_role=user.role, action="read", resource_type="appeal",
+                            resource_id=appeal.id, subject_id=appeal.user_id,
+                            reason=f"appeal handling (appeal {appeal.id})")
     return appeal
 
 

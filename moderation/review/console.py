@@ -15,6 +15,11 @@ from storage.errors import NotFound
 
 STATIC = Path(__file__).resolve().parent / "static"
 _ASSETS = {"console.js": "text/javascript", "console.css": "text/css"}
+# Like the class page's: only its own script and style, media and API calls on this origin,
+# no inline code, never framed. Screen frames are fetched and drawn on a canvas (no img source).
+CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
+       "style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
 
 router = APIRouter(include_in_schema=False)
 
@@ -22,7 +27,8 @@ router = APIRouter(include_in_schema=False)
 @router.get("/moderation")
 async def console_page() -> FileResponse:
     return FileResponse(STATIC / "console.html", media_type="text/html",
-                        headers={"Cache-Control": "no-cache", "X-Frame-Options": "DENY"})
+                        headers={"Cache-Control": "no-cache", "X-Frame-Options": "DENY",
+                                 "Content-Security-Policy": CSP})
 
 
 @router.get("/moderation/static/{name}")

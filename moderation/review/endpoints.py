@@ -140,10 +140,10 @@ async def decide(
 
 @api.get("/moderation/items/{item_id}/events", response_model=list[EventOut],
          responses=error_responses(*STAFF_ERRORS, NotFound))
-async def item_events(item_id: uuid.UUID, _: StaffUser, session: DbSession,
+async def item_events(item_id: uuid.UUID, staff: StaffUser, session: DbSession,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> list[EventOut]:
-    """The item's history from the append-only moderation event log."""
-    return await service.item_events(session, item_id, limit)
+    """The item's history from the append-only moderation event log (the read is access-logged)."""
+    return await service.item_events(session, staff, item_id, limit)
 
 
 @api.post("/moderation/items/{item_id}/recording", response_model=RecordingOpenOut,

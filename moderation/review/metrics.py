@@ -8,11 +8,12 @@ transaction commits, as Prometheus histograms (summed across processes by the se
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -23,6 +24,8 @@ from sqlalchemy.orm import Session
 from moderation.review import repository as repo
 from storage.db import utcnow
 from storage.deps import DbSession
+from storage.errors import NotFound, Unauthorized, error_responses
+from storage.runtime import get_runtime
 
 REGISTRY = CollectorRegistry(auto_describe=False)
 _BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 72 * 3600, float("inf"))
@@ -107,7 +110,23 @@ REGISTRY.register(DATABASE_COUNTS)
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+def require_metrics_token(request: Request) -> None:
+    """``/metrics`` is for the operator's scraper: ``Authorization: Bearer <metrics_token>``.
+    No token configured: the endpoint does not exist (404), so nothing leaks by default."""
+    expected = get_runtime().settings.metrics_token
+    if not expected:
+        raise NotFound("metrics are off (set METRICS_TOKEN)")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), expected.encode()):
+        raise _NoMetricsToken("metrics need the bearer token from METRICS_TOKEN")
+
+
+class _NoMetricsToken(Unauthorized):
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+@router.get("/metrics", response_class=Response, dependencies=[Depends(require_metrics_token)],
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **error_responses(Unauthorized, NotFound)})
 async def metrics(session: DbSession) -> Response:
     """Prometheus text format: queue depth per category, time to first claim and to decision,
     automated vs manual decisions, appeals and the overturn rate."""

@@ -189,7 +189,7 @@ async def item_detail(session: AsyncSession, staff: User, item: ReviewItem, reas
     base = views.queue_item(item, now, users)
     events = [e for e in await repo.events_of_item(session, item.id, TIMELINE_EVENT_LIMIT)
               if e.kind in TIMELINE_EVENTS]
-    return ItemDetail(
+    detail = ItemDetail(
         **base.model_dump(),
         you_hold_lease=item.claimed_by == staff.id and item.lease_expires_at is not None
         and item.lease_expires_at > now,
@@ -208,6 +208,27 @@ async def item_detail(session: AsyncSession, staff: User, item: ReviewItem, reas
         open_appeal=views.appeal_staff(open_appeals[0]) if open_appeals else None,
         restrictions=[views.restriction_out(r) for r in await repo.active_restrictions_of_item(session, item.id)],
     )
+    await log_detail_reads(session, staff, item, detail, reason or f"moderation review of flagged item {item.id}")
+    return detail
+
+
+async def log_detail_reads(session: AsyncSession, staff: User, item: ReviewItem, detail: ItemDetail,
+                           reason: str) -> None:
+    """The item detail shows more than this slice: the participant's history (quotes from their
+    other slices, other decisions with their notes) and appeal texts. Each is a read of its own."""
+    if item.user_id is None:
+        return
+    history_ = detail.history
+    if history_.items or history_.decisions:
+        await record_access(session, actor_id=staff.id, actor_role=staff.role, action="read",
+                            resource_type="moderation_history", resource_id=item.user_id, subject_id=item.user_id,
+                            reason=reason)
+    shown = [d.appeal for d in [*detail.decisions, *history_.decisions] if d.appeal]
+    if detail.open_appeal is not None:
+        shown.append(detail.open_appeal)
+    for appeal_id in dict.fromkeys(a.id for a in shown):
+        await record_access(session, actor_id=staff.id, actor_role=staff.role, action="read",
+                            resource_type="appeal", resource_id=appeal_id, subject_id=item.user_id, reason=reason)
 
 
 async def history(session: AsyncSession, item: ReviewItem) -> HistoryOut:
@@ -230,8 +251,13 @@ async def history(session: AsyncSession, item: ReviewItem) -> HistoryOut:
     )
 
 
-async def item_events(session: AsyncSession, item_id: uuid.UUID, limit: int) -> list[EventOut]:
-    await get_item_or_404(session, item_id)
+async def item_events(session: AsyncSession, staff: User, item_id: uuid.UUID, limit: int) -> list[EventOut]:
+    """The item's event log; it holds the moderators' reasons about the participant (access-logged)."""
+    item = await get_item_or_404(session, item_id)
+    if item.user_id is not None:
+        await record_access(session, actor_id=staff.id, actor_role=staff.role, action="read",
+                            resource_type="moderation_events", resource_id=item.id, subject_id=item.user_id,
+                            reason=f"moderation review of flagged item {item.id}")
     return [EventOut(seq=e.seq, at=e.at, kind=e.kind, actor_id=e.actor_id, actor_role=e.actor_role,
                      decision_id=e.decision_id, appeal_id=e.appeal_id, data=dict(e.data or {}))
             for e in await repo.events_of_item(session, item_id, limit)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,6 +69,29 @@ async def record_access(
     await repository.add_entry(session, entry)
     await repository.set_head_hash(session, seq, entry.entry_hash)
     return entry
+
+
+async def record_reads(
+    session: AsyncSession,
+    *,
+    actor_id: uuid.UUID,
+    actor_role: str,
+    resource_type: str,
+    resource_id: str | uuid.UUID,
+    subject_ids: Iterable[uuid.UUID | None],
+    reason: str,
+) -> int:
+    """One ``read`` entry per distinct person shown by a staff read of a list (participants,
+    accounts, a case history), so each of them finds it in their own access log. Returns the
+    number of entries written (none when the list named nobody)."""
+    seen: set[uuid.UUID] = set()
+    for subject in subject_ids:
+        if subject is None or subject in seen:
+            continue
+        seen.add(subject)
+        await record_access(session, actor_id=actor_id, actor_role=actor_role, action="read",
+                            resource_type=resource_type, resource_id=resource_id, subject_id=subject, reason=reason)
+    return len(seen)
 
 
 async def verify_chain(session: AsyncSession, batch_size: int = 1000) -> VerifyResult:

@@ -7,6 +7,7 @@ and the user can log in again."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,16 +55,37 @@ async def _seed(data_dir: Path) -> dict[str, Any]:
         set_runtime(None)
 
 
-def _login_page(browser: Any, base: str, email: str) -> Any:
+def _login_page(browser: Any, base: str, email: str, violations: list[str]) -> Any:
+    """Log in on the console page; anything its Content-Security-Policy blocks lands in ``violations``."""
     context = browser.new_context()  # a fresh profile: no cookies from the other moderator
     page = context.new_page()
-    page.on("console", lambda m: print(f"[{email} console] {m.type}: {m.text}") if m.type == "error" else None)
-    page.goto(f"{base}/moderation")
+
+    def on_console(m: Any) -> None:
+        if m.type == "error":
+            print(f"[{email} console] {m.type}: {m.text}")
+        if "Content Security Policy" in m.text:
+            violations.append(m.text)
+
+    page.on("console", on_console)
+    response = page.goto(f"{base}/moderation")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe" not in csp  # the console runs under its own CSP
     page.fill("#login-identifier", email)
     page.fill("#login-password", PASSWORD)
     page.click("#login-submit")
     page.wait_for_selector(".queue-item", timeout=20_000)
     return page
+
+
+def _wait_for(page: Any, expression: str, timeout: int = 20_000) -> None:
+    """Poll ``expression`` until it is truthy. Playwright's ``wait_for_function`` evaluates its
+    predicate with ``eval`` inside the page, which the console's CSP (rightly) refuses;
+    ``page.evaluate`` goes through the DevTools protocol instead."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} ms: {expression}")
+        page.wait_for_timeout(100)
 
 
 def _login_status(base: str, email: str) -> int:
@@ -76,23 +98,24 @@ def test_moderator_suspends_in_the_console_and_an_appeal_lifts_it(server: LiveSe
 
     seeded = asyncio.run(_seed(server.data_dir))
     base = server.base
+    violations: list[str] = []
     assert _login_status(base, seeded["student_email"]) == 200
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
         try:
-            page = _login_page(browser, base, seeded["first"])
+            page = _login_page(browser, base, seeded["first"], violations)
             # Open the top item (claims it) and play the recording.
             page.click(".queue-item >> nth=0")
             page.wait_for_selector("#detail:not([hidden])")
-            page.wait_for_function("document.querySelector('#media').readyState >= 2", timeout=20_000)
+            _wait_for(page, "document.querySelector('#media').readyState >= 2", timeout=20_000)
             assert page.inner_text("#transcript mark") == "5551234567"
             # The case's timeline lists its hits by slice (this case has one slice).
             assert "slice 1 (mic)" in page.inner_text("#timeline") and "[5551234567]" in page.inner_text("#timeline")
             page.locator("body").press(" ")  # keyboard: play
-            page.wait_for_function("document.querySelector('#media').currentTime > 0.5", timeout=20_000)
+            _wait_for(page, "document.querySelector('#media').currentTime > 0.5", timeout=20_000)
             page.click("#flags button.jump >> nth=0")  # seek to the flag (a byte-range request)
-            page.wait_for_function("document.querySelector('#media').currentTime >= 2.0", timeout=20_000)
+            _wait_for(page, "document.querySelector('#media').currentTime >= 2.0", timeout=20_000)
 
             # Confirm (keyboard "c"), suspend for 7 days, with a reason and an explanation.
             page.evaluate("document.activeElement.blur()")  # shortcuts are off while typing in a field
@@ -104,7 +127,7 @@ def test_moderator_suspends_in_the_console_and_an_appeal_lifts_it(server: LiveSe
             page.fill("#explanation", "You shared your phone number in class to arrange lessons outside the "
                                       "platform. Your account is suspended for 7 days.")
             page.click("#decide-submit")
-            page.wait_for_function("document.querySelector('#notice').textContent.startsWith('Decided: confirm')",
+            _wait_for(page, "document.querySelector('#notice').textContent.startsWith('Decided: confirm')",
                                    timeout=20_000)
             assert "suspend" in page.inner_text("#notice")
         finally:
@@ -125,7 +148,7 @@ def test_moderator_suspends_in_the_console_and_an_appeal_lifts_it(server: LiveSe
 
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
         try:
-            page = _login_page(browser, base, seeded["second"])
+            page = _login_page(browser, base, seeded["second"], violations)
             page.click(".queue-item >> nth=0")
             page.wait_for_selector("#appeal:not([hidden])")
             assert "school office" in page.inner_text("#appeal-text")
@@ -134,12 +157,13 @@ def test_moderator_suspends_in_the_console_and_an_appeal_lifts_it(server: LiveSe
             page.fill("#appeal-explanation", "The number you read out is the school's office line. "
                                              "The suspension is lifted.")
             page.click("#appeal-submit")
-            page.wait_for_function("document.querySelector('#notice').textContent === 'Appeal overturned.'",
+            _wait_for(page, "document.querySelector('#notice').textContent === 'Appeal overturned.'",
                                    timeout=20_000)
         finally:
             browser.close()
 
     assert _login_status(base, seeded["student_email"]) == 200
+    assert violations == []  # login, queue, playback, frames, decide and appeal all ran under the CSP
     # The playback was logged: one recording open per moderator who played it.
     admin_login = httpx.post(f"{base}/api/v1/auth/login", json={"identifier": seeded["second"],
                                                                 "password": PASSWORD}, timeout=30)

@@ -8,9 +8,12 @@ import uuid
 
 import av
 import httpx
+import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from classguard.app import create_app
+from classguard.settings import Settings
 from storage.access_log.models import AccessLogEntry
 from storage.db import unit_of_work
 from storage.runtime import get_runtime
@@ -24,6 +27,14 @@ from tests.moderation.review.factory import (
     item_of_slice,
     live_room,
 )
+
+METRICS_TOKEN = "scraper-secret-1"
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"metrics_token": METRICS_TOKEN})
 
 
 async def recording_entries() -> list[AccessLogEntry]:
@@ -104,7 +115,7 @@ async def test_metrics_report_queue_depth_decisions_and_appeals(client: httpx.As
     await claim(client, mod, item["id"])
     await decide(client, mod, item["id"], decision(action="warn"))
 
-    r = await client.get("/metrics")
+    r = await client.get("/metrics", headers=METRICS_AUTH)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text
     assert 'classguard_moderation_queue_depth{category="abuse",status="new"} 1.0' in text
@@ -116,3 +127,21 @@ async def test_metrics_report_queue_depth_decisions_and_appeals(client: httpx.As
     assert 'classguard_moderation_time_to_decision_seconds_count{automated="partially"}' in text
     assert 'classguard_moderation_appeals_by_status{status="open"} 0.0' in text
     assert "classguard_moderation_appeal_overturn_ratio 0.0" in text
+
+
+async def test_metrics_need_the_bearer_token(client: httpx.AsyncClient) -> None:
+    mod = await logged_in(client, "admin")
+    for headers in ({}, {"Authorization": "Bearer wrong"}, mod.headers, {"Authorization": METRICS_TOKEN}):
+        r = await client.get("/metrics", headers=headers)
+        assert r.status_code == 401 and r.json()["error"] == "Unauthorized", headers
+        assert r.headers["www-authenticate"] == "Bearer"
+    assert (await client.get("/metrics", headers=METRICS_AUTH)).status_code == 200
+
+
+async def test_metrics_are_off_without_a_token(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"metrics_token": ""}))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+            r = await c.get("/metrics")
+            assert r.status_code == 404 and r.json()["error"] == "NotFound"
+            assert (await c.get("/metrics", headers={"Authorization": "Bearer "})).status_code == 404
