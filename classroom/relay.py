@@ -354,7 +354,10 @@ class Relay:
             if msg.enabled:
                 assert msg.mid is not None
                 kind = session.kind_of(msg.mid)
-                if kind is not None and kind != SOURCE_KIND[msg.source]:
+                if kind is None:
+                    raise SignalingError(f"unknown mid {msg.mid!r}: no transceiver of your publish connection "
+                                         "has it; offer it first, then declare the source")
+                if kind != SOURCE_KIND[msg.source]:
                     raise SignalingError(f"mid {msg.mid} carries {kind}; {msg.source} must be "
                                          f"{SOURCE_KIND[msg.source]}")
                 for other, ost in p.sources.items():
@@ -363,8 +366,8 @@ class Relay:
                 st.mid = msg.mid
                 st.declared = True
             else:
-                st.declared = False
-                if msg.mid is not None and st.mid is None:
+                st.declared = False  # switching off always applies; an unknown mid is not kept
+                if msg.mid is not None and st.mid is None and session.kind_of(msg.mid) is not None:
                     st.mid = msg.mid
             await self._refresh(room, by="participant")
 
