@@ -52,6 +52,8 @@ async def ingest_segment(rt: Runtime, facts: SegmentFacts) -> uuid.UUID | None:
         outcome = "exists"
     if outcome == "discard":
         log.warning("discarding segment %s: no readable packets", facts.path)
+    elif outcome == "cancelled-account":
+        log.info("discarding segment %s: the account was cancelled (its recordings are deleted)", facts.path)
     elif outcome == "unknown-session":
         log.warning("discarding segment %s: no live session %s in the database", facts.path, facts.room_id)
     elif outcome == "created":

@@ -24,7 +24,7 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.events import SignOut, SignOutReason
-from accounts.models import Role, User
+from accounts.models import Role, User, UserStatus
 from classroom import auth, live, live_control
 from classroom import repository as repo
 from classroom.after_commit import after_commit
@@ -457,7 +457,7 @@ class SegmentFacts:
     close_reason: str
 
 
-SliceOutcome = Literal["created", "exists", "discard", "unknown-session"]
+SliceOutcome = Literal["created", "exists", "discard", "unknown-session", "cancelled-account"]
 
 
 def slice_media_key(region: str, session_id: uuid.UUID, user_id: uuid.UUID, source: str, seq: int) -> str:
@@ -495,9 +495,13 @@ async def create_slice(session: AsyncSession, media: MediaStore,
     existing = await repo.find_slice(session, facts.room_id, facts.participant_id, facts.source, facts.seq)
     if existing is not None:
         return existing, "exists"
+    owner = await session.get(User, facts.participant_id)
+    if owner is not None and owner.status == UserStatus.cancelled.value:
+        # the segment closed by the cancellation itself: stored now, it would outlive the
+        # deletion of the account's recordings (privacy promise 5)
+        return None, "cancelled-account"
     if await asyncio.to_thread(count_packets, facts.path) == 0:
         return None, "discard"
-    owner = await session.get(User, facts.participant_id)
     region = owner.region if owner is not None else "unknown"
     key = slice_media_key(region, facts.room_id, facts.participant_id, facts.source, facts.seq)
     content_type = CONTENT_TYPES.get(facts.source, "video/webm")

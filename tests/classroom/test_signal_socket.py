@@ -102,7 +102,8 @@ async def test_login_token_in_the_url_is_refused_and_tickets_are_single_use(serv
 
     # a ticket of a token that was logged out since is refused
     fresh = server.ws_url(sid, student)
-    r = httpx.post(f"{server.base}/api/v1/auth/logout", headers=student.headers, timeout=30)
+    async with httpx.AsyncClient(base_url=server.base, timeout=30) as http:
+        r = await http.post("/api/v1/auth/logout", headers=student.headers)
     assert r.status_code == 204
     await _refused(fresh, 401, "Unauthorized")
 
