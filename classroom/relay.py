@@ -476,21 +476,21 @@ class Relay:
             if current:
                 p.session = None
             await self._refresh(room, by="system", reason=reason)
-            await session.close()
             if current and room.participants.get(p.id) is p and p.session is None:
-                await self._forget(room, p, reason)
+                await self._forget(room, p, reason)  # before closing the peers, which can take a while
+            await session.close()
         finally:
             session.dropped.set()
 
     async def _forget(self, room: Room, p: Participant, reason: CloseReason) -> None:
         room.participants.pop(p.id, None)
+        await self._refresh(room, by="system")  # the room sees them gone at once, not after the last upload
         await p.close_recorders(reason)
         if self.callbacks.on_participant_left is not None:
             try:
                 await self.callbacks.on_participant_left(room.id, p.id)
             except Exception:
                 log.exception("on_participant_left failed")
-        await self._refresh(room, by="system")
         if not room.participants and self.rooms.get(room.id) is room and not room.ended:
             del self.rooms[room.id]
 
