@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -191,8 +192,8 @@ async def test_sanction_or_sign_out_closes_the_live_connection(
         dropped = asyncio.ensure_future(_when(lambda: not _in_list(teacher, c.student)))
         t0 = time.monotonic()
         if sanction in ("ban", "suspend"):
-            out = await decide(client, c.moderator, item["id"], decision(
-                action=sanction, **({"duration_days": 7} if sanction == "suspend" else {})))
+            extra: dict[str, Any] = {"duration_days": 7} if sanction == "suspend" else {}
+            out = await decide(client, c.moderator, item["id"], decision(action=sanction, **extra))
             assert out["decision"]["applied"][0]["kind"] == sanction
         elif sanction == "logout":
             r = await client.post("/api/v1/auth/logout", headers=c.student.headers)
@@ -331,3 +332,87 @@ async def test_mute_and_unmute_still_reach_the_live_class(client: httpx.AsyncCli
     finally:
         await student.close()
         await teacher.close()
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_sign_out_on_one_node_closes_the_socket_on_the_node_that_holds_it(
+    pg_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scale-out: two `classguard serve` nodes on one PostgreSQL and one Redis. The class lives on
+    node-a; the student logs out through node-b, whose sign-out hook publishes on node-a's control
+    channel (``cg:live:control:node-a``); node-a closes the socket."""
+    import redis.asyncio as aioredis
+
+    from classroom.live_control import CHANNEL_PREFIX
+    from classroom.placement import NODE_PREFIX, ROOM_PREFIX
+    from tests.classroom.live_server import LiveServer
+    from tests.conftest import REDIS_URL, TEST_BLIND_KEY, TEST_KEYS
+
+    r = aioredis.from_url(REDIS_URL, decode_responses=True)
+    for prefix in (NODE_PREFIX, ROOM_PREFIX):
+        async for key in r.scan_iter(match=prefix + "*"):
+            await r.delete(key)
+    nodes = []
+    for name in ("node-a", "node-b"):
+        port = free_port()
+        (tmp_path / name / "var").mkdir(parents=True)
+        nodes.append(LiveServer(tmp_path / name / "var", port=port, settings_env={
+            "CLASSGUARD_DATABASE_URL": pg_settings.database_url,
+            "CLASSGUARD_ENCRYPTION_KEYS": json.dumps(TEST_KEYS), "CLASSGUARD_ENCRYPTION_ACTIVE_KEY_ID": "k1",
+            "CLASSGUARD_BLIND_INDEX_KEY": TEST_BLIND_KEY, "CLASSGUARD_REDIS_URL": REDIS_URL,
+            "CLASSGUARD_RELAY_PLACEMENT": "redis", "CLASSGUARD_RELAY_NODE_ID": name,
+            "CLASSGUARD_RELAY_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        }))
+    a, b = nodes
+    a.start()
+    b.start()
+    pubsub = r.pubsub(ignore_subscribe_messages=True)
+    bots: list[Bot] = []
+    try:
+        teacher = a.register("t@example.com", "teacher")
+        student = a.register("s@example.com", "student")
+        class_id = a.make_class(teacher, [student])
+        via_a = a.post(f"/api/v1/classes/{class_id}/join", teacher)
+        assert via_a["relay_node"] == "node-a"
+        sid = via_a["session"]["id"]
+        t_bot = await Bot(await join_channel(a.base, sid, teacher.token), name="teacher").start()
+        bots.append(t_bot)
+        # the student asks node-b where to go: node-a, with a ticket
+        s_bot = await Bot(await join_channel(b.base, sid, student.token), name="student").start()
+        bots.append(s_bot)
+        await t_bot.wait_for(lambda: student.id in [p["participant_id"] for p in t_bot.participants])
+        await pubsub.subscribe(CHANNEL_PREFIX + "node-a")
+
+        closed = asyncio.ensure_future(_closed(s_bot))
+        dropped = asyncio.ensure_future(_when(lambda: student.id not in [p["participant_id"]
+                                                                         for p in t_bot.participants]))
+        t0 = time.monotonic()
+        async with httpx.AsyncClient(base_url=b.base, timeout=30) as http:
+            out = await http.post("/api/v1/auth/logout", headers=student.headers)
+            assert out.status_code == 204, out.text
+            t_closed = await closed
+            t_dropped, _ = await dropped
+            with capsys.disabled():
+                print(f"\n[live-control] logout on node-b, socket on node-a: closed {1000 * (t_closed - t0):.0f} ms "
+                      f"after the request; teacher's list dropped the student {1000 * (t_dropped - t0):.0f} ms after")
+            assert {"type": "removed", "reason": "signed-out"} in s_bot.messages
+            deadline = time.monotonic() + 5
+            message = None
+            while message is None and time.monotonic() < deadline:  # the first read may be the subscribe ack
+                message = await pubsub.get_message(timeout=1)
+            assert message is not None
+            published = json.loads(message["data"])
+            assert published["kind"] == "disconnect" and published["auth_session_id"]
+            # the old token gets nothing back, on either node
+            for node in (a, b):
+                refused = await http.post(f"{node.base}/api/v1/sessions/{sid}/join", headers=student.headers)
+                _is_error(refused, 401)
+        assert not t_bot.ended.is_set()
+    finally:
+        for bot in bots:
+            await bot.close()
+        await pubsub.aclose()
+        await r.aclose()
+        a.stop()
+        b.stop()
