@@ -38,6 +38,16 @@ async def get_session_by_hash(session: AsyncSession, token_hash: str) -> tuple[A
     return (row[0], row[1]) if row else None
 
 
+async def get_session_by_id(session: AsyncSession, auth_session_id: uuid.UUID) -> tuple[AuthSession, User] | None:
+    row = (
+        await session.execute(
+            select(AuthSession, User).join(User, User.id == AuthSession.user_id)
+            .where(AuthSession.id == auth_session_id)
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
 async def revoke_session(session: AsyncSession, session_id: uuid.UUID, at: datetime) -> None:
     await session.execute(
         update(AuthSession).where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))

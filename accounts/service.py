@@ -16,6 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import repository as repo
+from accounts.events import SignOut, SignOutReason, announce_sign_out
 from accounts.models import PHONE_CT_CONTEXT, AuthSession, GuardianConsent, Role, User, UserStatus
 from accounts.passwords import DUMMY_HASH, hash_password, verify_password, weakness
 from accounts.schemas import GuardianConsentIn, UserOut
@@ -187,7 +188,16 @@ async def login(
 
 async def authenticate(session: AsyncSession, token: str) -> tuple[AuthSession, User]:
     """The live session and user behind a token, or 401/403."""
-    found = await repo.get_session_by_hash(session, _token_hash(token))
+    return _still_valid(await repo.get_session_by_hash(session, _token_hash(token)))
+
+
+async def authenticate_session_id(session: AsyncSession, auth_session_id: uuid.UUID) -> tuple[AuthSession, User]:
+    """Like ``authenticate`` for a token known by its row id (what a join ticket names): the
+    token must still be valid and the account not restricted, right now."""
+    return _still_valid(await repo.get_session_by_id(session, auth_session_id))
+
+
+def _still_valid(found: tuple[AuthSession, User] | None) -> tuple[AuthSession, User]:
     now = utcnow()
     if found is None:
         raise Unauthorized("invalid session token")
@@ -199,7 +209,9 @@ async def authenticate(session: AsyncSession, token: str) -> tuple[AuthSession, 
 
 
 async def logout(session: AsyncSession, auth: AuthSession) -> None:
+    """Revoke one token; after commit, whatever it holds open (live connections) is closed."""
     await repo.revoke_session(session, auth.id, utcnow())
+    announce_sign_out(session, SignOut(auth.user_id, SignOutReason.logout, auth.id))
 
 
 async def suspend(session: AsyncSession, user_id: uuid.UUID, until: datetime | None) -> User:
@@ -210,6 +222,7 @@ async def suspend(session: AsyncSession, user_id: uuid.UUID, until: datetime | N
         user.suspended_until = until
     await repo.revoke_user_sessions(session, user_id, utcnow())
     await session.flush()
+    announce_sign_out(session, SignOut(user_id, SignOutReason.suspended))
     return user
 
 
@@ -219,6 +232,7 @@ async def ban(session: AsyncSession, user_id: uuid.UUID) -> User:
     user.suspended_until = None
     await repo.revoke_user_sessions(session, user_id, utcnow())
     await session.flush()
+    announce_sign_out(session, SignOut(user_id, SignOutReason.banned))
     return user
 
 
@@ -289,7 +303,7 @@ async def list_users(
 async def cancel_account(session: AsyncSession, user: User, password: str) -> None:
     """Cancel the account: anonymise it, end its sessions, detach it from the access log, and
     let every domain delete or anonymise its data (privacy promise 5)."""
-    from accounts.events import cancellation_hooks
+    from accounts.events import cancellation_hooks  # filled by the composition root
     from storage.access_log.service import detach_person
 
     if not verify_password(user.password_hash, password):
@@ -309,6 +323,7 @@ async def cancel_account(session: AsyncSession, user: User, password: str) -> No
         await hook(session, user.id)
     await detach_person(session, user.id)
     await session.flush()
+    announce_sign_out(session, SignOut(user.id, SignOutReason.cancelled))
 
 
 async def export_data(session: AsyncSession, user: User) -> dict[str, object]:

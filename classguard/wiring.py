@@ -8,6 +8,7 @@ from typing import Any
 from accounts import events as accounts_events
 from classroom import events as classroom_events
 from classroom import privacy as classroom_privacy
+from classroom import service as classroom_service
 from moderation import events as moderation_events
 from moderation import privacy as moderation_privacy
 from moderation import service as moderation_service
@@ -38,3 +39,6 @@ _add(accounts_events.cancellation_hooks, review_privacy.on_account_cancelled)
 _add(accounts_events.export_providers, classroom_privacy.export_user)
 _add(accounts_events.export_providers, moderation_privacy.export_user)
 _add(accounts_events.export_providers, review_privacy.export_section)
+
+# A sign-out, suspension, ban or cancellation (after its commit) closes the user's live connections.
+_add(accounts_events.sign_out_hooks, classroom_service.on_sign_out)

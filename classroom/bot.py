@@ -68,6 +68,28 @@ class WebSocketChannel:
             await self._ws.close()
 
 
+def websocket_url(http_base: str, signal_url: str) -> str:
+    """The ws(s):// URL of a ``signal_url`` from ``POST …/join`` (relative to ``http_base`` when it is a path)."""
+    from urllib.parse import urljoin
+
+    url = urljoin(http_base.rstrip("/") + "/", signal_url)
+    return "ws" + url[len("http"):] if url.startswith("http") else url
+
+
+async def join_channel(http_base: str, session_id: str, token: str,
+                       headers: dict[str, str] | None = None) -> WebSocketChannel:
+    """Open a participant's signaling socket the way a client must: ``POST …/join`` with the login
+    token (a header, never a URL), then connect to the returned ``signal_url``, which carries a
+    single-use join ticket."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=http_base, timeout=60) as client:
+        r = await client.post(f"/api/v1/sessions/{session_id}/join", headers={"Authorization": f"Bearer {token}"})
+    if r.status_code != 200:
+        raise RuntimeError(f"join refused ({r.status_code}): {r.text}")
+    return await WebSocketChannel(websocket_url(http_base, r.json()["signal_url"]), headers).open()
+
+
 class ToneTrack(MediaStreamTrack):
     """A 440 Hz tone in 20 ms s16 mono frames, paced in real time."""
 

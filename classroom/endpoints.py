@@ -3,16 +3,20 @@ the consent/recording trail, slices, and the relay's signaling socket."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 import uuid
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Response, WebSocket, status
 from fastapi.responses import JSONResponse
 
 from accounts import service as accounts_service
-from accounts.auth import SESSION_COOKIE, CurrentUser, StaffUser, TeacherUser
-from classroom import auth, live, service
+from accounts.auth import SESSION_COOKIE, CurrentAuth, CurrentUser, StaffUser, TeacherUser
+from accounts.models import AuthSession, User
+from classroom import auth, live, live_control, service
 from classroom.schemas import (
     ClassIn,
     ClassOut,
@@ -32,7 +36,7 @@ from classroom.schemas import (
     SessionOut,
     SliceOut,
 )
-from classroom.signaling import Channel, StarletteChannel, parse_offer
+from classroom.signaling import Channel, ChannelClosed, StarletteChannel, parse_offer
 from storage.db import unit_of_work
 from storage.deps import DbSession, RuntimeDep
 from storage.errors import AppError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized, error_responses
@@ -50,12 +54,16 @@ def _signal_path(session_id: uuid.UUID) -> str:
     return f"/api/v1/sessions/{session_id}/signal"
 
 
-async def _join_out(rt: Runtime, ls: Any, role: str) -> JoinOut:
+async def _join_out(session: DbSession, rt: Runtime, ls: Any, role: str, auth_row: AuthSession) -> JoinOut:
+    """Where to connect, with a fresh single-use join ticket in the URL (never the login token)."""
     path = _signal_path(ls.id)
     node = await live.host_of(rt, ls.id)
+    ticket, expires = await service.issue_join_ticket(session, ls.id, auth_row.user_id, auth_row.id,
+                                                      rt.settings.join_ticket_ttl_seconds)
     url = f"{node.public_url.rstrip('/')}{path}" if node.public_url else path
     return JoinOut(session=SessionOut.model_validate(ls), role=role,  # type: ignore[arg-type]
-                   signal_path=path, signal_url=url, relay_node=node.id, ice_servers=rt.settings.ice_servers)
+                   signal_path=path, signal_url=f"{url}?{urlencode({'ticket': ticket})}", ticket_expires_at=expires,
+                   relay_node=node.id, ice_servers=rt.settings.ice_servers)
 
 
 # --- classes ----------------------------------------------------------------------------------------
@@ -133,10 +141,12 @@ async def end_class_session(class_id: uuid.UUID, session: DbSession, user: Curre
 
 @router.post("/classes/{class_id}/join", response_model=JoinOut,
              responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict))
-async def join_class(class_id: uuid.UUID, session: DbSession, user: CurrentUser, rt: RuntimeDep) -> JoinOut:
-    """Join the class's live session (the first join starts it): teacher and enrolled students only."""
+async def join_class(class_id: uuid.UUID, session: DbSession, current: CurrentAuth, rt: RuntimeDep) -> JoinOut:
+    """Join the class's live session (the first join starts it): teacher and enrolled students only.
+    ``signal_url`` carries a single-use join ticket for the signaling socket."""
+    auth_row, user = current
     ls, role = await service.join_class(session, class_id, user)
-    return await _join_out(rt, ls, role)
+    return await _join_out(session, rt, ls, role, auth_row)
 
 
 @router.get("/sessions/{session_id}", response_model=SessionOut,
@@ -150,11 +160,14 @@ async def get_session(session_id: uuid.UUID, session: DbSession, user: CurrentUs
 
 @router.post("/sessions/{session_id}/join", response_model=JoinOut,
              responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict))
-async def join_session(session_id: uuid.UUID, session: DbSession, user: CurrentUser, rt: RuntimeDep) -> JoinOut:
+async def join_session(session_id: uuid.UUID, session: DbSession, current: CurrentAuth,
+                       rt: RuntimeDep) -> JoinOut:
     """Check that you may connect to this session now (the WebSocket applies the same rules):
-    403 unless teacher or enrolled (or if removed), 409 if it has ended."""
+    403 unless teacher or enrolled (or if removed), 409 if it has ended. ``signal_url`` carries a
+    single-use join ticket for the signaling socket."""
+    auth_row, user = current
     ls, _, role = await service.authorize_join(session, session_id, user)
-    return await _join_out(rt, ls, role)
+    return await _join_out(session, rt, ls, role, auth_row)
 
 
 @router.get("/sessions/{session_id}/participants", response_model=list[ParticipantOut],
@@ -331,50 +344,89 @@ async def _deny(websocket: WebSocket, exc: AppError) -> None:
 
 
 @router.websocket("/sessions/{session_id}/signal")
-async def signal(websocket: WebSocket, session_id: uuid.UUID) -> None:
+async def signal(websocket: WebSocket, session_id: str) -> None:
     """The relay's signaling channel (JSON messages, see ``classroom.signaling``).
 
-    Browsers cannot set headers on a WebSocket, so the token comes in ``?token=`` or the
-    ``cg_session`` cookie. Refused before the upgrade with 401/403/404/409 (the HTTP twin
-    ``POST /sessions/{id}/join`` answers the same question with a readable body).
+    Browsers cannot set headers on a WebSocket, so the socket takes ``?ticket=`` (the single-use
+    join ticket from ``POST …/join``) or the ``cg_session`` cookie from our own origin. A login
+    token in the URL is refused (URLs end up in logs). Refused before the upgrade with the error
+    shape: 400/401/403/404/409 (the HTTP twin ``POST /sessions/{id}/join`` answers the same
+    question with a readable body).
     """
     rt = get_runtime()
-    token = websocket.query_params.get("token")
-    if not token:
-        token = websocket.cookies.get(SESSION_COOKIE)
-        if token and not _same_origin(websocket):
-            await _deny(websocket, Forbidden("cross-origin WebSocket with a session cookie"))
-            return
+    params = websocket.query_params
+    try:  # parsed here, not by FastAPI, so a bad id is refused with the error shape too
+        live_id = uuid.UUID(session_id)
+    except ValueError:
+        await _deny(websocket, NotFound("live session not found"))
+        return
+    if "token" in params:
+        await _deny(websocket, BadRequest("a login token is not accepted in the URL; POST /api/v1/sessions/"
+                                          "{id}/join and connect to its signal_url (a single-use join ticket)"))
+        return
+    ticket = params.get("ticket")
+    token = None if ticket else websocket.cookies.get(SESSION_COOKIE)
+    if token and not _same_origin(websocket):
+        await _deny(websocket, Forbidden("cross-origin WebSocket with a session cookie"))
+        return
+    authorized_at = time.monotonic()  # before anything is read: a sanction after this refuses the socket
     try:
-        if not token:
-            raise Unauthorized("not logged in")
+        if not ticket and not token:
+            raise Unauthorized("not logged in: connect with the join ticket from POST …/join")
         relay = live.relay_of(rt)
         if relay is None:
             raise _Unavailable("the live relay is not running in this process")
-        host = await live.host_of(rt, session_id)
+        host = await live.host_of(rt, live_id)
         if not live.is_this_node(rt, host):
             raise Conflict(f"this class is hosted on relay node {host.id}; connect to "
-                           f"{host.public_url.rstrip('/')}{_signal_path(session_id)}")
+                           f"{host.public_url.rstrip('/')}{_signal_path(live_id)}")
         async with unit_of_work(rt.sessionmaker) as session:
-            _, user = await accounts_service.authenticate(session, token)
-            ls, _, role = await service.authorize_join(session, session_id, user)
+            auth_row, user = await _socket_user(session, live_id, ticket, token)
+            ls, _, role = await service.authorize_join(session, live_id, user)
             stay = await service.participant_joined(session, ls.id, user.id, role)
-            user_id, display_name, stay_id = user.id, user.display_name, stay.id
+            user_id, display_name, stay_id, auth_id = user.id, user.display_name, stay.id, auth_row.id
     except AppError as exc:
         await _deny(websocket, exc)
         return
     await websocket.accept()
-    await attend(rt, session_id, user_id, display_name, role, stay_id, StarletteChannel(websocket))
+    await attend(rt, live_id, user_id, display_name, role, stay_id, StarletteChannel(websocket),
+                 auth_session_id=auth_id, authorized_at=authorized_at)
+
+
+async def _socket_user(session: DbSession, session_id: uuid.UUID, ticket: str | None,
+                       token: str | None) -> tuple[AuthSession, User]:
+    """Who opens the socket: a ticket names its login token, which must still be valid now
+    (logged out, suspended, banned or cancelled since: refused)."""
+    if ticket:
+        auth_session_id = await service.redeem_join_ticket(session, ticket, session_id)
+        return await accounts_service.authenticate_session_id(session, auth_session_id)
+    assert token is not None
+    return await accounts_service.authenticate(session, token)
 
 
 async def attend(rt: Runtime, session_id: uuid.UUID, user_id: uuid.UUID, display_name: str, role: str,
-                 stay_id: uuid.UUID, channel: Channel) -> None:
-    """Run one authorised participant's connection on the relay and close their stay after it."""
+                 stay_id: uuid.UUID, channel: Channel, *, auth_session_id: uuid.UUID | None = None,
+                 authorized_at: float | None = None) -> None:
+    """Run one authorised participant's connection on the relay and close their stay after it.
+
+    The connection is registered with the live control path (``classroom.live_control``) for its
+    whole life, so a sanction or sign-out finds and closes it."""
     relay = live.relay_of(rt)
+    control = live_control.control_of(rt)
+    conn = live_control.Connection(session_id, user_id, auth_session_id,
+                                   authorized_at if authorized_at is not None else time.monotonic())
     try:
         if relay is None:
             raise _Unavailable("the live relay is not running in this process")
+        if not control.admit(conn):
+            # signed out or sanctioned while this connection was being authorised
+            conn.ended_reason = service.REMOVED_RESTRICTED
+            with contextlib.suppress(ChannelClosed):
+                await channel.send({"type": "removed", "reason": service.REMOVED_RESTRICTED})
+            await channel.close()
+            return
         await relay.connect(session_id, user_id, display_name, role, channel)
     finally:
+        control.release(conn)
         async with unit_of_work(rt.sessionmaker) as session:
-            await service.participant_left(session, stay_id, "left")
+            await service.participant_left(session, stay_id, conn.ended_reason or "left")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
-from classroom import live, service
+from classroom import live, live_control, service
 from classroom import repository as repo
 from classroom.after_commit import drain
 from classroom.placement import make_placement
@@ -52,6 +52,8 @@ async def ingest_segment(rt: Runtime, facts: SegmentFacts) -> uuid.UUID | None:
         outcome = "exists"
     if outcome == "discard":
         log.warning("discarding segment %s: no readable packets", facts.path)
+    elif outcome == "cancelled-account":
+        log.info("discarding segment %s: the account was cancelled (its recordings are deleted)", facts.path)
     elif outcome == "unknown-session":
         log.warning("discarding segment %s: no live session %s in the database", facts.path, facts.room_id)
     elif outcome == "created":
@@ -137,11 +139,17 @@ async def startup(rt: Runtime) -> None:
         await service.close_stale_state(session)
     placement = make_placement(s, load=lambda: len(relay.rooms))
     await placement.start()
+    control = live_control.make_control(rt, relay)
+    await control.start()
     rt.extras["placement"] = placement
+    rt.extras["live_control"] = control
     rt.extras["relay"] = relay
 
 
 async def shutdown(rt: Runtime) -> None:
+    control: live_control.LiveControl | None = rt.extras.pop("live_control", None)
+    if control is not None:
+        await control.stop()
     relay: Relay | None = rt.extras.pop("relay", None)
     if relay is not None:
         await relay.close()

@@ -132,8 +132,10 @@ class PeerSession:
                 fresh.append((t, EncodedSource(m.kind, t.receiver, f"{self.label}/{m.mid}")))
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except Exception as exc:
-            raise SignalingError(f"offer could not be applied: {exc}") from exc
+        except Exception as exc:  # aiortc's own message may name internals: logged, not sent
+            log.info("offer could not be applied for %s: %r", self.label, exc)
+            raise SignalingError("offer could not be applied: the relay cannot negotiate this session "
+                                 "description") from exc
         for t, source in fresh:
             if t.mid is None:
                 continue

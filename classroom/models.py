@@ -182,3 +182,19 @@ class Slice(IdMixin, TimestampMixin, Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     legal_hold: Mapped[bool] = mapped_column(default=False)
     media_deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class JoinTicket(IdMixin, TimestampMixin, Base):
+    """A short-lived, single-use ticket that opens one signaling socket (``POST …/join`` hands it
+    out), so the 7-day login token never travels in a URL. Only its SHA-256 is stored; it names
+    the login token it was issued under, so revoking that token (or restricting the account)
+    makes the ticket worthless too."""
+
+    __tablename__ = "join_tickets"
+
+    ticket_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    live_session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("live_sessions.id", ondelete="CASCADE"))
+    auth_session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("auth_sessions.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None] = mapped_column(default=None)

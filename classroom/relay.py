@@ -365,7 +365,10 @@ class Relay:
             if msg.enabled:
                 assert msg.mid is not None
                 kind = session.kind_of(msg.mid)
-                if kind is not None and kind != SOURCE_KIND[msg.source]:
+                if kind is None:
+                    raise SignalingError(f"unknown mid {msg.mid!r}: no transceiver of your publish connection "
+                                         "has it; offer it first, then declare the source")
+                if kind != SOURCE_KIND[msg.source]:
                     raise SignalingError(f"mid {msg.mid} carries {kind}; {msg.source} must be "
                                          f"{SOURCE_KIND[msg.source]}")
                 for other, ost in p.sources.items():
@@ -374,8 +377,8 @@ class Relay:
                 st.mid = msg.mid
                 st.declared = True
             else:
-                st.declared = False
-                if msg.mid is not None and st.mid is None:
+                st.declared = False  # switching off always applies; an unknown mid is not kept
+                if msg.mid is not None and st.mid is None and session.kind_of(msg.mid) is not None:
                     st.mid = msg.mid
             await self._refresh(room, by="participant")
 
@@ -484,21 +487,21 @@ class Relay:
             if current:
                 p.session = None
             await self._refresh(room, by="system", reason=reason)
-            await session.close()
             if current and room.participants.get(p.id) is p and p.session is None:
-                await self._forget(room, p, reason)
+                await self._forget(room, p, reason)  # before closing the peers, which can take a while
+            await session.close()
         finally:
             session.dropped.set()
 
     async def _forget(self, room: Room, p: Participant, reason: CloseReason) -> None:
         room.participants.pop(p.id, None)
+        await self._refresh(room, by="system")  # the room sees them gone at once, not after the last upload
         await p.close_recorders(reason)
         if self.callbacks.on_participant_left is not None:
             try:
                 await self.callbacks.on_participant_left(room.id, p.id)
             except Exception:
                 log.exception("on_participant_left failed")
-        await self._refresh(room, by="system")
         if not room.participants and self.rooms.get(room.id) is room and not room.ended:
             del self.rooms[room.id]
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +15,7 @@ from classroom.models import (
     ControlAction,
     ControlEvent,
     Enrollment,
+    JoinTicket,
     LiveSession,
     Participant,
     RecordingEvent,
@@ -22,7 +23,7 @@ from classroom.models import (
     Slice,
 )
 
-Row = Class | ControlEvent | Enrollment | LiveSession | Participant | RecordingEvent | Slice
+Row = Class | ControlEvent | Enrollment | JoinTicket | LiveSession | Participant | RecordingEvent | Slice
 
 
 async def add(session: AsyncSession, obj: Row) -> None:
@@ -287,3 +288,28 @@ async def recording_events_of_user(session: AsyncSession, user_id: uuid.UUID) ->
 async def slices_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[Slice]:
     q = select(Slice).where(Slice.user_id == user_id).order_by(Slice.started_at)
     return list((await session.scalars(q)).all())
+
+
+# --- join tickets ------------------------------------------------------------------------------
+
+
+async def delete_expired_tickets(session: AsyncSession, before: datetime) -> None:
+    await session.execute(delete(JoinTicket).where(JoinTicket.expires_at < before))
+
+
+async def use_ticket(session: AsyncSession, ticket_hash: str, live_session_id: uuid.UUID,
+                     now: datetime) -> JoinTicket | None:
+    """Mark an unused, unexpired ticket for this live session used, atomically (one winner if two
+    sockets race with the same ticket); the ticket, or None if there is no such ticket."""
+    result = await session.execute(
+        update(JoinTicket)
+        .where(JoinTicket.ticket_hash == ticket_hash, JoinTicket.live_session_id == live_session_id,
+               JoinTicket.used_at.is_(None), JoinTicket.expires_at > now)
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return None
+    row: JoinTicket | None = (await session.execute(
+        select(JoinTicket).where(JoinTicket.ticket_hash == ticket_hash))).scalar_one_or_none()
+    return row

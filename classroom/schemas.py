@@ -67,13 +67,15 @@ class SessionOut(BaseModel):
 
 
 class JoinOut(BaseModel):
-    """Where to connect: open the WebSocket at ``signal_path`` (token in ``?token=`` or the cookie)."""
+    """Where to connect: open the WebSocket at ``signal_url`` (it carries a single-use join ticket;
+    a page on the same origin may instead open ``signal_path`` with its session cookie)."""
 
     session: SessionOut
     role: Literal["teacher", "student"]
     signal_path: str
     signal_url: str = Field(description="where to open the WebSocket: the hosting relay node's URL, or the "
-                                        "same path on this server")
+                                        "same path on this server, with ``?ticket=`` (single use, short-lived)")
+    ticket_expires_at: datetime = Field(description="the join ticket in signal_url is refused after this")
     relay_node: str = Field(description="id of the relay node that hosts this live session")
     ice_servers: list[dict[str, Any]]
 

@@ -12,7 +12,9 @@ removed participant out until a readmit.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,8 +23,9 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts.models import Role, User
-from classroom import auth, live
+from accounts.events import SignOut, SignOutReason
+from accounts.models import Role, User, UserStatus
+from classroom import auth, live, live_control
 from classroom import repository as repo
 from classroom.after_commit import after_commit
 from classroom.events import announce_slice_created
@@ -32,6 +35,7 @@ from classroom.models import (
     ControlEvent,
     Enrollment,
     EventActor,
+    JoinTicket,
     LiveSession,
     Participant,
     RecordingEvent,
@@ -42,8 +46,9 @@ from classroom.models import (
 from classroom.schemas import ClassIn, ClassOut
 from classroom.staff_reads import log_staff_read
 from storage.db import utcnow
-from storage.errors import Conflict, Forbidden, NotFound
+from storage.errors import Conflict, Forbidden, NotFound, Unauthorized
 from storage.media import MediaStore
+from storage.runtime import get_runtime
 
 log = logging.getLogger("classguard.classroom")
 
@@ -364,6 +369,75 @@ async def end_session(session: AsyncSession, session_id: uuid.UUID, by_user_id: 
     return ls
 
 
+# --- join tickets -------------------------------------------------------------------------------
+
+
+def _ticket_hash(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode()).hexdigest()
+
+
+async def issue_join_ticket(session: AsyncSession, live_session_id: uuid.UUID, user_id: uuid.UUID,
+                            auth_session_id: uuid.UUID, ttl_seconds: int) -> tuple[str, datetime]:
+    """A single-use ticket for one signaling socket of this user in this live session, valid for
+    ``ttl_seconds``; returns (the plain ticket, shown once; its expiry)."""
+    now = utcnow()
+    await repo.delete_expired_tickets(session, now)
+    ticket = secrets.token_urlsafe(32)
+    expires = now + timedelta(seconds=ttl_seconds)
+    await repo.add(session, JoinTicket(ticket_hash=_ticket_hash(ticket), user_id=user_id,
+                                       live_session_id=live_session_id, auth_session_id=auth_session_id,
+                                       expires_at=expires))
+    return ticket, expires
+
+
+async def redeem_join_ticket(session: AsyncSession, ticket: str, live_session_id: uuid.UUID) -> uuid.UUID:
+    """Use a ticket for this live session (once); returns the login token row it was issued under,
+    which the caller must still check (it may have been revoked, the account restricted)."""
+    row = await repo.use_ticket(session, _ticket_hash(ticket), live_session_id, utcnow())
+    if row is None:
+        raise Unauthorized("invalid, expired or already used join ticket; POST …/join for a new one")
+    return row.auth_session_id
+
+
+# --- closing a user's live connections: sanctions, sign-outs, consent withdrawal ------------------
+
+REMOVED_SIGNED_OUT = "signed-out"  # what the participant is told ("removed" reason), and the stay's left_reason
+REMOVED_RESTRICTED = "account-restricted"
+REMOVED_CONSENT_WITHDRAWN = "consent-withdrawn"
+
+
+async def disconnect_user(user_id: uuid.UUID, reason: str, *, live_session_id: uuid.UUID | None = None,
+                          trail_reason: str | None = None) -> None:
+    """Close every open live connection of a user (of one live session, or all), on whichever relay
+    node holds it: forwarding stops, recording stops and the open segments are stored as normal
+    slices, the room's participant list drops them. Call AFTER the commit of the state that
+    keeps them out (a reconnect is refused by that state, not by this call)."""
+    await live_control.control_of(get_runtime()).send(live_control.ControlMessage(
+        live_control.DISCONNECT, reason, user_id=user_id, live_session_id=live_session_id,
+        data={"trail_reason": trail_reason or reason}))
+
+
+async def disconnect_token(auth_session_id: uuid.UUID, reason: str = REMOVED_SIGNED_OUT) -> None:
+    """Close the live connections opened with one login token (logout). Call after commit."""
+    await live_control.control_of(get_runtime()).send(live_control.ControlMessage(
+        live_control.DISCONNECT, reason, auth_session_id=auth_session_id, data={"trail_reason": "signed out"}))
+
+
+async def withdraw_consent(user_id: uuid.UUID, live_session_id: uuid.UUID | None = None) -> None:
+    """Consent to recording withdrawn: the same path as a sanction (call after its commit)."""
+    await disconnect_user(user_id, REMOVED_CONSENT_WITHDRAWN, live_session_id=live_session_id,
+                          trail_reason="consent withdrawn")
+
+
+async def on_sign_out(event: SignOut) -> None:
+    """accounts' sign-out hook (wired by the composition root; runs after commit)."""
+    if event.auth_session_id is not None:
+        await disconnect_token(event.auth_session_id)
+    else:
+        await disconnect_user(event.user_id, REMOVED_SIGNED_OUT if event.reason == SignOutReason.logout
+                              else REMOVED_RESTRICTED, trail_reason=f"account {event.reason}")
+
+
 async def close_stale_state(session: AsyncSession) -> int:
     """After a restart nobody is connected: close open stays and sources of live sessions.
 
@@ -433,7 +507,7 @@ class SegmentFacts:
     close_reason: str
 
 
-SliceOutcome = Literal["created", "exists", "discard", "unknown-session"]
+SliceOutcome = Literal["created", "exists", "discard", "unknown-session", "cancelled-account"]
 
 
 def slice_media_key(region: str, session_id: uuid.UUID, user_id: uuid.UUID, source: str, seq: int) -> str:
@@ -471,9 +545,13 @@ async def create_slice(session: AsyncSession, media: MediaStore,
     existing = await repo.find_slice(session, facts.room_id, facts.participant_id, facts.source, facts.seq)
     if existing is not None:
         return existing, "exists"
+    owner = await session.get(User, facts.participant_id)
+    if owner is not None and owner.status == UserStatus.cancelled.value:
+        # the segment closed by the cancellation itself: stored now, it would outlive the
+        # deletion of the account's recordings (privacy promise 5)
+        return None, "cancelled-account"
     if await asyncio.to_thread(count_packets, facts.path) == 0:
         return None, "discard"
-    owner = await session.get(User, facts.participant_id)
     region = owner.region if owner is not None else "unknown"
     key = slice_media_key(region, facts.room_id, facts.participant_id, facts.source, facts.seq)
     content_type = CONTENT_TYPES.get(facts.source, "video/webm")

@@ -30,7 +30,10 @@ Server → client::
      "snapshots"}
     {"type": "muted", "source", "muted": bool}           # a moderator (un)muted you (also sent
                                                           # after "welcome" for a mute still holding)
-    {"type": "removed", "reason": "removed"|"replaced"|"ice-timeout"|"connection-failed"|"unavailable"}
+    {"type": "removed", "reason": "removed"|"replaced"|"ice-timeout"|"connection-failed"|"unavailable"
+                                  |"signed-out"|"account-restricted"|"consent-withdrawn"}
+        # the last three come through ``classroom.live_control`` (logout; suspension, ban or
+        # cancellation; consent withdrawn): the socket closes right after
     {"type": "ended"}                                     # the class was ended
     {"type": "notice", "kind", "texts": {"en": ..., "zh": ...}, "at", "details"}   # a policy notice
                                                           # for you (shown in the page's language)
@@ -41,7 +44,8 @@ Server → client::
 ``participant_state`` = ``{"participant_id", "display_name", "role", "recording": bool,
 "sources": {"mic"|"camera"|"screen": {"enabled", "muted", "active", "recording", "snapshots"}}}``
 where ``recording`` is the recording indicator (mic/screen written to disk right now) and
-``snapshots`` says camera keyframes are being kept. An error never closes the channel.
+``snapshots`` says camera keyframes are being kept. An error never closes the channel: not JSON,
+a binary frame, an unknown type or an unknown ``mid`` each get an ``error`` message.
 """
 
 from __future__ import annotations
@@ -138,10 +142,15 @@ class StarletteChannel:
 
     async def receive(self) -> dict[str, Any]:
         try:
-            text = await self.websocket.receive_text()
+            frame = await self.websocket.receive()
         except Exception as exc:
             raise ChannelClosed(str(exc)) from exc
-        return decode_message(text)
+        if frame.get("type") == "websocket.disconnect":
+            raise ChannelClosed(f"client closed ({frame.get('code')})")
+        if frame.get("text") is not None:
+            return decode_message(frame["text"])
+        # a binary frame is a client mistake, answered like any bad message (the socket stays open)
+        return {"type": None, "_error": "binary frames are not accepted: send JSON text messages"}
 
     async def close(self) -> None:
         try:
@@ -242,8 +251,8 @@ def parse_offer(sdp_text: str) -> list[OfferedMedia]:
         raise SignalingError("malformed SDP: must start with v=0")
     try:
         desc = aiortc_sdp.SessionDescription.parse(sdp_text)
-    except Exception as exc:  # the parser raises assorted errors on garbage
-        raise SignalingError(f"malformed SDP: {type(exc).__name__} {exc}".strip()) from exc
+    except Exception as exc:  # the parser raises assorted errors on garbage; their names stay inside
+        raise SignalingError("malformed SDP: the session description could not be parsed") from exc
     media = [m for m in desc.media if m.kind in ("audio", "video", "application")]
     if not any(m.kind in ("audio", "video") for m in media):
         raise SignalingError("SDP offers no audio or video m-line")
@@ -290,7 +299,7 @@ def validate_answer(sdp_text: str) -> None:
     try:
         desc = aiortc_sdp.SessionDescription.parse(sdp_text)
     except Exception as exc:
-        raise SignalingError(f"malformed SDP: {type(exc).__name__} {exc}".strip()) from exc
+        raise SignalingError("malformed SDP: the answer could not be parsed") from exc
     if not desc.media:
         raise SignalingError("malformed SDP: answer has no m-lines")
 

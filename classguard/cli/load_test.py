@@ -143,7 +143,7 @@ async def run_load(rooms: int, publishers: int, seconds: float, url: str | None,
                    fps: float, warmup: float, staff: tuple[str, str] | None) -> dict[str, Any]:
     import httpx
 
-    from classroom.bot import Bot, WebSocketChannel
+    from classroom.bot import Bot, join_channel
 
     proc = None
     if url is None:
@@ -151,7 +151,6 @@ async def run_load(rooms: int, publishers: int, seconds: float, url: str | None,
         proc, data_dir = _start_local_server(port)
         url, pid = f"http://127.0.0.1:{port}", proc.pid
         log.warning("started classguard serve (pid %d) with data in %s", pid, data_dir)
-    ws_base = url.replace("http://", "ws://").replace("https://", "wss://")
     members: list[Member] = []
     try:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
@@ -167,8 +166,7 @@ async def run_load(rooms: int, publishers: int, seconds: float, url: str | None,
             t_join = time.monotonic()
             for session_id, room_members in setup:
                 for m in room_members:
-                    channel = await WebSocketChannel(f"{ws_base}/api/v1/sessions/{session_id}/signal?token={m.token}"
-                                                     ).open()
+                    channel = await join_channel(url, session_id, m.token)  # a join ticket in the URL
                     m.bot = await Bot(channel, name=f"{m.role}-{m.user_id[:6]}").start()
                     m.bot.publish_mic()
                     if video:

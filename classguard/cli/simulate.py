@@ -114,10 +114,9 @@ async def _register(client: Any, role: str, name: str) -> SimUser:
 
 
 async def _join_bot(port: int, session_id: str, user: SimUser) -> Any:
-    from classroom.bot import Bot, WebSocketChannel
+    from classroom.bot import Bot, join_channel
 
-    url = f"ws://127.0.0.1:{port}/api/v1/sessions/{session_id}/signal?token={user.token}"
-    channel = await WebSocketChannel(url).open()
+    channel = await join_channel(f"http://127.0.0.1:{port}", session_id, user.token)  # a join ticket, not the token
     return await Bot(channel, name=user.name).start()
 
 

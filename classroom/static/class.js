@@ -12,7 +12,7 @@ const SOURCES = ["mic", "camera", "screen"];
 
 const $ = (id) => document.getElementById(id);
 const cg = {  // page state, also read by the browser tests
-  me: null, token: null, sessionId: null, classId: null, participantId: null, state: "idle",
+  me: null, sessionId: null, classId: null, participantId: null, state: "idle",
   participants: [], messages: [], errors: [], wanted: { mic: false, camera: false, screen: false },
 };
 window.cg = cg;
@@ -123,7 +123,6 @@ $("login-form").addEventListener("submit", async (ev) => {
     const out = await api("POST", "/api/v1/auth/login",
       { identifier: form.get("identifier"), password: form.get("password") });
     cg.me = out.user;
-    cg.token = out.token;  // kept in memory only, for a relay node on another origin
     notice("");
     await showClasses();
     const m = location.pathname.match(/^\/classes\/([0-9a-f-]{36})$/);
@@ -236,10 +235,10 @@ async function joinClass(classId) {
     midStreams[mid] = new MediaStream([ev.track]);
     renderMedia();
   });
-  // The session may be hosted by another relay node (scale-out): join.signal_url says where.
-  const target = new URL(join.signal_url || join.signal_path, location.href);
+  // The session may be hosted by another relay node (scale-out): join.signal_url says where, and
+  // carries a single-use join ticket (the login token never goes into a URL). One ticket per join.
+  const target = new URL(join.signal_url, location.href);
   target.protocol = target.protocol === "https:" ? "wss:" : "ws:";
-  if (target.host !== location.host && cg.token) target.searchParams.set("token", cg.token);
   ws = new WebSocket(target.href);
   ws.addEventListener("message", (ev) => onMessage(JSON.parse(ev.data)));
   ws.addEventListener("close", () => {
@@ -254,6 +253,13 @@ async function joinClass(classId) {
 function send(msg) {
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
 }
+
+// Why the relay closed the connection (the ones sent through the live control path).
+const REMOVED_TEXT = {
+  "signed-out": "您已退出登录，课堂连接已关闭。 You signed out; the class connection was closed.",
+  "account-restricted": "您的账户已被限制，课堂连接已关闭。 Your account was restricted; the class connection was closed.",
+  "consent-withdrawn": "您已撤回录制同意，课堂连接已关闭。 You withdrew consent to recording; the class connection was closed.",
+};
 
 function onMessage(msg) {
   cg.messages.push(msg);
@@ -289,7 +295,7 @@ function onMessage(msg) {
       break;
     case "removed":
     case "ended":
-      notice(msg.type === "ended" ? "The class has ended." : `You left the class (${msg.reason}).`);
+      notice(msg.type === "ended" ? "The class has ended." : (REMOVED_TEXT[msg.reason] || `You left the class (${msg.reason}).`));
       teardown(msg.type);
       break;
     case "error":

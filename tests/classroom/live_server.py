@@ -131,4 +131,9 @@ class LiveServer:
         return r.json()
 
     def ws_url(self, session_id: str, user: ServerUser) -> str:
-        return f"ws://127.0.0.1:{self.port}/api/v1/sessions/{session_id}/signal?token={user.token}"
+        """This server's signaling URL with a fresh join ticket (``POST …/join``; the login token
+        itself is never put in a URL)."""
+        from urllib.parse import urlsplit
+
+        signal_url = self.post(f"/api/v1/sessions/{session_id}/join", user)["signal_url"]
+        return f"ws://127.0.0.1:{self.port}/api/v1/sessions/{session_id}/signal?{urlsplit(signal_url).query}"

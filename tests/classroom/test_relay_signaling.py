@@ -106,10 +106,11 @@ async def test_bad_offers_over_the_channel_get_error_messages_and_the_session_su
     err = await _next(client, "error")
     assert "no subscribe offer" in err["detail"]
     await client.send({"type": "source", "source": "mic", "enabled": True, "mid": "0"})
-    # nothing was negotiated: the declaration is stored but records/forwards nothing
-    state = (await _next(client, "participants"))["participants"][0]
-    assert state["sources"]["mic"] == {"enabled": True, "muted": False, "active": False, "recording": False,
-                                       "snapshots": False}
+    # nothing was negotiated: a mid the publish connection does not have is an error, nothing is declared
+    err = await _next(client, "error")
+    assert err["error"] == "BadRequest" and "unknown mid" in err["detail"]
+    assert relay.participants(room)[0]["sources"]["mic"] == {"enabled": False, "muted": False, "active": False,
+                                                            "recording": False, "snapshots": False}
     # a good offer still works after the bad ones
     await client.send({"type": "offer", "sdp": await _offer({"audio": ["audio/opus"]})})
     answer = await _next(client, "answer")
