@@ -9,6 +9,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -44,8 +45,12 @@ async def port(app: FastAPI) -> AsyncIterator[int]:
     await serving
 
 
-async def connect(port: int, session_id: str, user: TestUser, name: str) -> Bot:
-    url = f"ws://127.0.0.1:{port}/api/v1/sessions/{session_id}/signal?token={user.token}"
+async def connect(client: httpx.AsyncClient, port: int, session_id: str, user: TestUser, name: str) -> Bot:
+    """A bot on the signaling socket, admitted by a join ticket as the class page is."""
+    joined = await client.post(f"/api/v1/sessions/{session_id}/join", headers=user.headers)
+    assert joined.status_code == 200, joined.text
+    query = urlsplit(joined.json()["signal_url"]).query
+    url = f"ws://127.0.0.1:{port}/api/v1/sessions/{session_id}/signal?{query}"
     return await Bot(await WebSocketChannel(url).open(), name=name).start()
 
 
@@ -58,8 +63,8 @@ async def test_a_sure_hit_nudges_the_speaker_and_tells_the_teacher_a_weak_one_do
     setup = await make_class(client)
     sid = (await join_class(client, setup.id, setup.teacher))["session"]["id"]
     await join_class(client, setup.id, setup.student)
-    teacher = await connect(port, sid, setup.teacher, "teacher")
-    student = await connect(port, sid, setup.student, "student")
+    teacher = await connect(client, port, sid, setup.teacher, "teacher")
+    student = await connect(client, port, sid, setup.student, "student")
     try:
         await teacher.wait_for(lambda: len(teacher.participants) == 2)
         room = Room(class_id=uuid.UUID(setup.id), session_id=uuid.UUID(sid), teacher_id=uuid.UUID(setup.teacher.id),
