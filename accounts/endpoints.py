@@ -15,6 +15,7 @@ from storage.errors import (
     Conflict,
     Forbidden,
     NotFound,
+    ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
     Unprocessable,
@@ -35,13 +36,13 @@ async def register(body: RegisterIn, session: DbSession, rt: RuntimeDep) -> User
 
 
 @router.post("/auth/login", response_model=LoginOut,
-             responses=error_responses(Unauthorized, Forbidden, TooManyRequests))
-async def login(body: LoginIn, request: Request, response: Response, session: DbSession, rt: RuntimeDep,
-                ip: ClientIP) -> LoginOut:
-    """Exchange credentials for an opaque session token (also set as an HttpOnly cookie)."""
-    token, auth, user = await service.login(
-        session, rt.settings, body.identifier, body.password, ip, request.headers.get("user-agent")
-    )
+             responses=error_responses(Unauthorized, Forbidden, TooManyRequests, ServiceUnavailable))
+async def login(body: LoginIn, request: Request, response: Response, rt: RuntimeDep, ip: ClientIP) -> LoginOut:
+    """Exchange credentials for an opaque session token (also set as an HttpOnly cookie).
+
+    No request-wide session: the service runs its own two short transactions (see there)."""
+    token, auth, user = await service.login(rt, body.identifier, body.password, ip,
+                                            request.headers.get("user-agent"))
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
                         max_age=rt.settings.session_ttl_seconds, path="/")
     return LoginOut(token=token, expires_at=auth.expires_at, user=service.to_out(user))

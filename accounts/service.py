@@ -6,6 +6,7 @@ Services flush, never commit; the request (or unit of work) commits at the edge.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -16,13 +17,14 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import repository as repo
+from accounts import throttle
 from accounts.models import PHONE_CT_CONTEXT, AuthSession, GuardianConsent, Role, User, UserStatus
-from accounts.passwords import DUMMY_HASH, hash_password, verify_password, weakness
+from accounts.passwords import DUMMY_HASH, HashPool, hash_password, weakness
 from accounts.schemas import GuardianConsentIn, UserOut
 from classguard.settings import Settings
-from storage.db import utcnow
-from storage.errors import AppError, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unprocessable
-from storage.runtime import get_runtime
+from storage.db import unit_of_work, utcnow
+from storage.errors import AppError, Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthorized, Unprocessable
+from storage.runtime import Runtime, get_runtime
 
 PHONE_CONTEXT = "users.phone"
 ADULT_AGE = 18
@@ -125,21 +127,37 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _throttle_key(identifier: str) -> str:
-    return "id:" + get_runtime().cipher.blind_index(identifier.strip().lower(), "login.identifier")[:60]
+def canonical_identifier(identifier: str) -> tuple[str, str]:
+    """(kind, canonical form) of a login identifier: every spelling of one address is one form.
 
-
-async def _find_by_identifier(session: AsyncSession, identifier: str) -> User | None:
+    E-mail addresses are normalised; phone numbers become E.164 (``tel:+1-415-…``, ``+1*415*…``,
+    brackets, a trailing ``;`` …); anything else is lowered and stripped of punctuation.
+    """
     ident = identifier.strip()
-    if "@" in ident:
-        try:
-            return await repo.get_user_by_email(session, normalise_email(ident))
-        except Unprocessable:
-            return None
     try:
-        return await repo.get_user_by_phone_bidx(session, phone_bidx(normalise_phone(ident)))
+        if "@" in ident:
+            return "email", normalise_email(ident)
+        return "phone", normalise_phone(ident)
     except Unprocessable:
-        return None
+        return "other", re.sub(r"[^0-9a-z@+]", "", ident.lower())
+
+
+async def _find_by_canonical(session: AsyncSession, kind: str, value: str) -> User | None:
+    if kind == "email":
+        return await repo.get_user_by_email(session, value)
+    if kind == "phone":
+        return await repo.get_user_by_phone_bidx(session, phone_bidx(value))
+    return None
+
+
+def hash_pool(rt: Runtime) -> HashPool:
+    """The process's argon2 threads (one pool per runtime)."""
+    pool = rt.extras.get("password_hash_pool")
+    if pool is None:
+        pool = HashPool(rt.settings.password_hash_workers, rt.settings.password_hash_queue_max)
+        rt.extras["password_hash_pool"] = pool
+    assert isinstance(pool, HashPool)
+    return pool
 
 
 def check_not_restricted(user: User, now: datetime) -> None:
@@ -154,35 +172,52 @@ def check_not_restricted(user: User, now: datetime) -> None:
 
 
 async def login(
-    session: AsyncSession, settings: Settings, identifier: str, password: str,
-    ip: str | None = None, user_agent: str | None = None,
+    rt: Runtime, identifier: str, password: str, ip: str | None = None, user_agent: str | None = None,
 ) -> tuple[str, AuthSession, User]:
-    """Check credentials and open a session. Returns the plain token (shown once) and its row."""
+    """Check credentials and open a session. Returns the plain token (shown once) and its row.
+
+    Two short transactions around the password check, on purpose: the first reserves the attempt
+    in the throttle and commits it (so it counts even though the request then answers 401), the
+    second opens the session and gives the reservation back. No connection is held while argon2
+    runs, and a request never holds two.
+    """
+    settings = rt.settings
+    pool = hash_pool(rt)
+    if not pool.has_room():
+        raise ServiceUnavailable("too many sign-ins at once; try again in a moment")
     now = utcnow()
-    window_start = now - timedelta(seconds=settings.login_failure_window_seconds)
-    key = _throttle_key(identifier)
-    if await repo.count_failures(session, key, window_start) >= settings.login_max_failures:
-        oldest = await repo.oldest_failure(session, key, window_start) or now
-        retry = int((oldest - window_start).total_seconds()) + 1
-        raise TooManyRequests(f"too many failed logins; try again in {retry} seconds")
-    user = await _find_by_identifier(session, identifier)
-    ok = verify_password(user.password_hash if user else DUMMY_HASH, password) and user is not None
-    if not ok or user is None:
-        await repo.record_failure_independently(key, now)
+    kind, canonical = canonical_identifier(identifier)
+    address = throttle.address_key(ip)
+    async with unit_of_work(rt.sessionmaker) as session:
+        user = await _find_by_canonical(session, kind, canonical)
+        if user is not None:
+            account = throttle.account_key_for_user(user.id)
+            since = now - timedelta(days=settings.login_known_address_days)
+            known = ip is not None and await repo.signed_in_from(session, user.id, ip, since)
+        else:
+            account, known = throttle.account_key_for_identifier(f"{kind}:{canonical}"), False
+        rules = throttle.login_rules(settings, account, address, known)
+        await throttle.reserve(session, rules, now)
+        user_id, stored_hash = (user.id, user.password_hash) if user else (None, DUMMY_HASH)
+    if not await pool.verify(stored_hash, password) or user_id is None:
         raise Unauthorized("wrong e-mail/phone or password")
-    check_not_restricted(user, now)
-    if user.status == UserStatus.suspended.value:  # suspension has run out
-        user.status = UserStatus.active.value
-        user.suspended_until = None
-    await repo.clear_failures(session, key)
-    token = secrets.token_urlsafe(32)
-    row = AuthSession(
-        user_id=user.id, token_hash=_token_hash(token),
-        expires_at=now + timedelta(seconds=settings.session_ttl_seconds),
-        ip=ip, user_agent=(user_agent or "")[:300] or None,
-    )
-    await repo.add(session, row)
-    return token, row, user
+    async with unit_of_work(rt.sessionmaker) as session:
+        found = await repo.get_user(session, user_id)
+        if found is None:
+            raise Unauthorized("wrong e-mail/phone or password")
+        check_not_restricted(found, now)
+        if found.status == UserStatus.suspended.value:  # suspension has run out
+            found.status = UserStatus.active.value
+            found.suspended_until = None
+        await throttle.succeeded(session, rules)
+        token = secrets.token_urlsafe(32)
+        row = AuthSession(
+            user_id=found.id, token_hash=_token_hash(token),
+            expires_at=now + timedelta(seconds=settings.session_ttl_seconds),
+            ip=ip, user_agent=(user_agent or "")[:300] or None,
+        )
+        await repo.add(session, row)
+    return token, row, found
 
 
 async def authenticate(session: AsyncSession, token: str) -> tuple[AuthSession, User]:
@@ -285,7 +320,7 @@ async def cancel_account(session: AsyncSession, user: User, password: str) -> No
     from accounts.events import cancellation_hooks
     from storage.access_log.service import detach_person
 
-    if not verify_password(user.password_hash, password):
+    if not await hash_pool(get_runtime()).verify(user.password_hash, password):
         raise Unauthorized("password does not match")
     now = utcnow()
     user.email = None
