@@ -176,10 +176,10 @@ async def login(
 ) -> tuple[str, AuthSession, User]:
     """Check credentials and open a session. Returns the plain token (shown once) and its row.
 
-    Two short transactions around the password check, on purpose: the first reserves the attempt
-    in the throttle and commits it (so it counts even though the request then answers 401), the
-    second opens the session and gives the reservation back. No connection is held while argon2
-    runs, and a request never holds two.
+    Short transactions around the password check, on purpose: a lookup, then the throttle's
+    reservation, committed (so it counts even though the request then answers 401), then the
+    session is opened and the reservation given back. No connection is held while argon2 runs,
+    and a request never holds two.
     """
     settings = rt.settings
     pool = hash_pool(rt)
@@ -196,9 +196,9 @@ async def login(
             known = ip is not None and await repo.signed_in_from(session, user.id, ip, since)
         else:
             account, known = throttle.account_key_for_identifier(f"{kind}:{canonical}"), False
-        rules = throttle.login_rules(settings, account, address, known)
-        await throttle.reserve(session, rules, now)
         user_id, stored_hash = (user.id, user.password_hash) if user else (None, DUMMY_HASH)
+    rules = throttle.login_rules(settings, account, address, known)
+    await throttle.reserve(rt, rules, now)
     if not await pool.verify(stored_hash, password) or user_id is None:
         raise Unauthorized("wrong e-mail/phone or password")
     async with unit_of_work(rt.sessionmaker) as session:

@@ -17,7 +17,10 @@ Registration codes use the same counters under ``reg:`` keys.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import weakref
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,8 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import throttle_repository as repo
 from classguard.settings import Settings
+from storage.db import unit_of_work
 from storage.errors import TooManyRequests
-from storage.runtime import get_runtime
+from storage.runtime import Runtime, get_runtime
 
 
 @dataclass(frozen=True)
@@ -82,31 +86,93 @@ def login_rules(settings: Settings, account: str, address: str, known_address: b
     return rules
 
 
-async def reserve(session: AsyncSession, rules: list[Rule], now: datetime) -> None:
-    """Reserve one attempt under every rule, or raise 429 (then the caller's transaction rolls
-    back, so no rule keeps a reservation for an attempt that did not happen)."""
+class Gate:
+    """This process's front door to the counters, so a flood does not become a queue of
+    pooled connections waiting on one hot row.
+
+    Requests for the same key wait on an in-process lock *before* taking a connection, and a
+    key the database has just refused stays refused here until its retry time, without a query.
+    The database stays the authority (several processes share it); this only sheds load.
+    """
+
+    MAX_REMEMBERED = 100_000
+
+    def __init__(self) -> None:
+        self.blocked: dict[str, datetime] = {}
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    def refusal(self, keys: list[str], now: datetime) -> TooManyRequests | None:
+        for key in keys:
+            until = self.blocked.get(key)
+            if until is None:
+                continue
+            if until <= now:
+                self.blocked.pop(key, None)
+                continue
+            return _too_many((until - now).total_seconds())
+        return None
+
+    def remember(self, key: str, until: datetime) -> None:
+        if len(self.blocked) >= self.MAX_REMEMBERED:
+            self.blocked.clear()  # a cache: forgetting only costs a query
+        self.blocked[key] = until
+
+
+def gate(rt: Runtime) -> Gate:
+    found = rt.extras.get("throttle_gate")
+    if found is None:
+        found = rt.extras["throttle_gate"] = Gate()
+    assert isinstance(found, Gate)
+    return found
+
+
+async def reserve(rt: Runtime, rules: list[Rule], now: datetime) -> None:
+    """Reserve one attempt under every rule in one short transaction of its own, or raise 429.
+
+    The reservation is committed before the caller checks anything expensive, so it counts even
+    when the request then fails; a refused rule rolls the whole reservation back.
+    """
     ordered = sorted(rules, key=lambda r: r.key)  # one lock order: no deadlocks between requests
-    await repo.ensure(session, [r.key for r in ordered], now)
-    for rule in ordered:
-        cutoff = now - timedelta(seconds=rule.window_seconds)
-        count = await repo.reserve(session, rule.key, rule.limit, cutoff, now, sliding=rule.sliding,
-                                   backoff=rule.backoff)
-        if count is None:
-            raise await _refusal(session, rule, now)
-        if rule.backoff and count >= rule.limit:
-            await repo.set_blocked_until(session, rule.key, now + timedelta(seconds=rule.delay_after(count)))
+    door = gate(rt)
+    if (refused := door.refusal([r.key for r in ordered], now)) is not None:
+        raise refused
+    async with AsyncExitStack() as stack:
+        for rule in ordered:
+            await stack.enter_async_context(door.lock(rule.key))
+        async with unit_of_work(rt.sessionmaker) as session:
+            await repo.ensure(session, [r.key for r in ordered], now)
+            for rule in ordered:
+                cutoff = now - timedelta(seconds=rule.window_seconds)
+                count = await repo.reserve(session, rule.key, rule.limit, cutoff, now, sliding=rule.sliding,
+                                           backoff=rule.backoff)
+                if count is None:
+                    until = await _allowed_again(session, rule, now)
+                    door.remember(rule.key, until)
+                    raise _too_many((until - now).total_seconds())
+                if rule.backoff and count >= rule.limit:
+                    until = now + timedelta(seconds=rule.delay_after(count))
+                    await repo.set_blocked_until(session, rule.key, until)
 
 
-async def _refusal(session: AsyncSession, rule: Rule, now: datetime) -> TooManyRequests:
+async def _allowed_again(session: AsyncSession, rule: Rule, now: datetime) -> datetime:
     row = await repo.get(session, rule.key)
-    retry = 1.0
-    if row is not None:
-        if rule.backoff and row.blocked_until is not None and row.blocked_until > now:
-            retry = (row.blocked_until - now).total_seconds()
-        else:
-            start = row.last_at if rule.sliding else row.window_start
-            retry = (start + timedelta(seconds=rule.window_seconds) - now).total_seconds()
-    seconds = max(1, int(retry + 0.999))
+    if row is None:
+        return now
+    if rule.backoff and row.blocked_until is not None and row.blocked_until > now:
+        return row.blocked_until
+    start = row.last_at if rule.sliding else row.window_start
+    return start + timedelta(seconds=rule.window_seconds)
+
+
+def _too_many(retry_seconds: float) -> TooManyRequests:
+    seconds = max(1, int(retry_seconds + 0.999))
     err = TooManyRequests(f"too many attempts; try again in {seconds} seconds")
     err.headers = {"Retry-After": str(seconds)}
     return err
