@@ -6,13 +6,24 @@ import uuid
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from accounts import service
+from accounts import registration, service
 from accounts.auth import SESSION_COOKIE, AdminUser, CurrentAuth, CurrentUser, StaffUser
 from accounts.models import Role, UserStatus
-from accounts.schemas import AccessEntryOut, CancelIn, LoginIn, LoginOut, RegisterIn, UserOut, UserSummary
+from accounts.notices import pick_language
+from accounts.registration import InvalidCode
+from accounts.schemas import (
+    AccessEntryOut,
+    CancelIn,
+    LoginIn,
+    LoginOut,
+    RegisterAccepted,
+    RegisterIn,
+    UserOut,
+    UserSummary,
+    VerifyIn,
+)
 from storage.deps import ClientIP, DbSession, RuntimeDep
 from storage.errors import (
-    Conflict,
     Forbidden,
     NotFound,
     ServiceUnavailable,
@@ -25,13 +36,26 @@ from storage.errors import (
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
 
-@router.post("/auth/register", status_code=status.HTTP_201_CREATED, response_model=UserOut,
-             responses=error_responses(Conflict, Unprocessable))
-async def register(body: RegisterIn, session: DbSession, rt: RuntimeDep) -> UserOut:
-    """Create a student or teacher account with an e-mail address or a phone number."""
-    fields = body.model_dump(exclude={"role", "guardian"})
-    new = service.NewUser(**fields, role=Role(body.role), guardian=body.guardian)
-    user = await service.register(session, rt.settings, new)
+@router.post("/auth/register", status_code=status.HTTP_202_ACCEPTED, response_model=RegisterAccepted,
+             responses=error_responses(Unprocessable, TooManyRequests))
+async def register(body: RegisterIn, request: Request, rt: RuntimeDep, ip: ClientIP) -> RegisterAccepted:
+    """Start a student or teacher account with an e-mail address or a phone number.
+
+    A one-time code goes to the address; the account exists once it is confirmed with
+    ``POST /auth/register/verify``. The answer is the same whether or not the address already
+    has an account (its owner is told someone tried)."""
+    fields = body.model_dump(exclude={"role", "guardian", "language"})
+    language = pick_language(request.headers.get("accept-language"), body.language)
+    new = service.NewUser(**fields, role=Role(body.role), guardian=body.guardian, language=language)
+    await registration.start(rt, new, ip)
+    return RegisterAccepted(detail=registration.ACCEPTED)
+
+
+@router.post("/auth/register/verify", status_code=status.HTTP_201_CREATED, response_model=UserOut,
+             responses=error_responses(InvalidCode))
+async def verify_registration(body: VerifyIn, rt: RuntimeDep) -> UserOut:
+    """Confirm the address with its one-time code: the account is created and can sign in."""
+    user = await registration.verify(rt, body.identifier, body.code)
     return service.to_out(user)
 
 

@@ -71,10 +71,22 @@ class NewUser:
     phone: str | None = None
     region: str | None = None
     guardian: GuardianConsentIn | None = None
+    language: str = "en"
 
 
-async def register(session: AsyncSession, settings: Settings, new: NewUser) -> User:
-    """Create an account after validating contact, password, age rules and uniqueness."""
+@dataclass
+class CheckedUser:
+    """A new account's form after validation: canonical contact, region, age."""
+
+    new: NewUser
+    email: str | None
+    phone: str | None
+    region: str
+    age: int
+
+
+def check_new_user(settings: Settings, new: NewUser) -> CheckedUser:
+    """Validate contact, password and age rules (no database: answers the same for everyone)."""
     if not new.email and not new.phone:
         raise Unprocessable("an e-mail address or a phone number is required")
     email = normalise_email(new.email) if new.email else None
@@ -95,26 +107,47 @@ async def register(session: AsyncSession, settings: Settings, new: NewUser) -> U
     region = new.region or settings.default_region
     if region not in settings.regions:
         raise Unprocessable(f"unknown region {region!r}; one of {', '.join(settings.regions)}")
-    if email and await repo.get_user_by_email(session, email):
+    return CheckedUser(new, email, phone, region, age)
+
+
+async def existing_owner(session: AsyncSession, email: str | None, phone: str | None) -> User | None:
+    """The account that already has this e-mail address or phone number, if any (both are looked
+    up either way, so the time taken does not tell which)."""
+    by_email = await repo.get_user_by_email(session, email or "")
+    by_phone = await repo.get_user_by_phone_bidx(session, phone_bidx(phone or ""))
+    return by_email or by_phone
+
+
+async def register(session: AsyncSession, settings: Settings, new: NewUser) -> User:
+    """Create a verified account directly (operators' CLI, tests); self-registration goes through
+    ``accounts.registration`` and its one-time code instead."""
+    checked = check_new_user(settings, new)
+    if checked.email and await repo.get_user_by_email(session, checked.email):
         raise Conflict("an account with this e-mail address already exists")
-    bidx = phone_bidx(phone) if phone else None
-    if bidx and await repo.get_user_by_phone_bidx(session, bidx):
+    if checked.phone and await repo.get_user_by_phone_bidx(session, phone_bidx(checked.phone)):
         raise Conflict("an account with this phone number already exists")
+    return await create_user(session, checked, hash_password(new.password))
+
+
+async def create_user(session: AsyncSession, checked: CheckedUser, password_hash: str) -> User:
+    """Insert the account (and its guardian's consent) for a validated form."""
+    new = checked.new
     user = User(
         id=uuid.uuid4(),
-        email=email,
-        phone_bidx=bidx,
-        password_hash=hash_password(new.password),
+        email=checked.email,
+        phone_bidx=phone_bidx(checked.phone) if checked.phone else None,
+        password_hash=password_hash,
         display_name=new.display_name,
         date_of_birth=new.date_of_birth,
         role=new.role.value,
         status=UserStatus.active.value,
-        region=region,
+        region=checked.region,
+        language=new.language if new.language in ("en", "zh") else "en",
     )
-    if phone:
-        user.phone_ct = get_runtime().cipher.encrypt(phone.encode(), PHONE_CT_CONTEXT.format(pk=user.id))
+    if checked.phone:
+        user.phone_ct = get_runtime().cipher.encrypt(checked.phone.encode(), PHONE_CT_CONTEXT.format(pk=user.id))
     await repo.add(session, user)
-    if age < ADULT_AGE and new.guardian is not None:
+    if checked.age < ADULT_AGE and new.guardian is not None:
         g = new.guardian
         await repo.add(session, GuardianConsent(
             user_id=user.id, guardian_name=g.guardian_name, guardian_contact=g.guardian_contact,
@@ -171,15 +204,21 @@ def check_not_restricted(user: User, now: datetime) -> None:
         raise AccountRestricted(f"this account is suspended until {until}")
 
 
-async def login(
-    rt: Runtime, identifier: str, password: str, ip: str | None = None, user_agent: str | None = None,
-) -> tuple[str, AuthSession, User]:
-    """Check credentials and open a session. Returns the plain token (shown once) and its row.
+@dataclass
+class Credentials:
+    """Credentials that checked out: whose they are, and the throttle rules they were reserved under."""
+
+    user_id: uuid.UUID
+    rules: list[throttle.Rule]
+
+
+async def check_credentials(rt: Runtime, identifier: str, password: str, ip: str | None) -> Credentials:
+    """Throttle, then check a password; 401 when wrong, 429 when throttled, 503 when overloaded.
 
     Short transactions around the password check, on purpose: a lookup, then the throttle's
-    reservation, committed (so it counts even though the request then answers 401), then the
-    session is opened and the reservation given back. No connection is held while argon2 runs,
-    and a request never holds two.
+    reservation, committed (so it counts even though the request then answers 401). No
+    connection is held while argon2 runs, and a request never holds two. The caller gives the
+    reservation back with ``credentials_succeeded`` once it has let the user in.
     """
     settings = rt.settings
     pool = hash_pool(rt)
@@ -201,19 +240,32 @@ async def login(
     await throttle.reserve(rt, rules, now)
     if not await pool.verify(stored_hash, password) or user_id is None:
         raise Unauthorized("wrong e-mail/phone or password")
+    return Credentials(user_id, rules)
+
+
+async def credentials_succeeded(session: AsyncSession, creds: Credentials) -> None:
+    await throttle.succeeded(session, creds.rules)
+
+
+async def login(
+    rt: Runtime, identifier: str, password: str, ip: str | None = None, user_agent: str | None = None,
+) -> tuple[str, AuthSession, User]:
+    """Check credentials and open a session. Returns the plain token (shown once) and its row."""
+    creds = await check_credentials(rt, identifier, password, ip)
+    now = utcnow()
     async with unit_of_work(rt.sessionmaker) as session:
-        found = await repo.get_user(session, user_id)
+        found = await repo.get_user(session, creds.user_id)
         if found is None:
             raise Unauthorized("wrong e-mail/phone or password")
         check_not_restricted(found, now)
         if found.status == UserStatus.suspended.value:  # suspension has run out
             found.status = UserStatus.active.value
             found.suspended_until = None
-        await throttle.succeeded(session, rules)
+        await credentials_succeeded(session, creds)
         token = secrets.token_urlsafe(32)
         row = AuthSession(
             user_id=found.id, token_hash=_token_hash(token),
-            expires_at=now + timedelta(seconds=settings.session_ttl_seconds),
+            expires_at=now + timedelta(seconds=rt.settings.session_ttl_seconds),
             ip=ip, user_agent=(user_agent or "")[:300] or None,
         )
         await repo.add(session, row)

@@ -27,8 +27,9 @@ async def test_concurrent_wrong_logins_do_not_starve_me(app: FastAPI, client: ht
         return out
 
     async with attacker:
-        wrong = [try_login(attacker, f"nobody{i}@example.com", "wrong password!") for i in range(20)]
-        *attacks, polls = await asyncio.gather(*wrong, poll_me())
+        wrong = asyncio.gather(*[try_login(attacker, f"nobody{i}@example.com", "wrong password!")
+                                 for i in range(20)])
+        attacks, polls = await asyncio.gather(wrong, poll_me())
     assert [r.status_code for r in polls] == [200] * len(polls), [r.text for r in polls if r.status_code != 200]
     statuses = {r.status_code for r in attacks}
     assert statuses <= {401, 429}, [r.text for r in attacks if r.status_code >= 500][:3]
