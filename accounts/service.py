@@ -237,8 +237,9 @@ async def check_credentials(rt: Runtime, identifier: str, password: str, ip: str
             account, known = throttle.account_key_for_identifier(f"{kind}:{canonical}"), False
         user_id, stored_hash = (user.id, user.password_hash) if user else (None, DUMMY_HASH)
     rules = throttle.login_rules(settings, account, address, known)
-    await throttle.reserve(rt, rules, now)
+    started = await throttle.reserve(rt, rules, now)
     if not await pool.verify(stored_hash, password) or user_id is None:
+        await throttle.failed(rt, started)
         raise Unauthorized("wrong e-mail/phone or password")
     return Credentials(user_id, rules)
 

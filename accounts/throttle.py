@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import throttle_repository as repo
 from classguard.settings import Settings
-from storage.db import unit_of_work
+from storage.db import unit_of_work, utcnow, utcnow
 from storage.errors import TooManyRequests
 from storage.runtime import Runtime, get_runtime
 
@@ -133,19 +133,31 @@ def gate(rt: Runtime) -> Gate:
     return found
 
 
-async def reserve(rt: Runtime, rules: list[Rule], now: datetime) -> None:
+@dataclass(frozen=True)
+class Backoff:
+    """A back-off the reservation started: it runs again from the moment the attempt failed."""
+
+    key: str
+    seconds: float
+
+
+async def reserve(rt: Runtime, rules: list[Rule], now: datetime) -> list[Backoff]:
     """Reserve one attempt under every rule in one short transaction of its own, or raise 429.
 
     The reservation is committed before the caller checks anything expensive, so it counts even
-    when the request then fails; a refused rule rolls the whole reservation back.
+    when the request then fails; a refused rule rolls the whole reservation back. Returns the
+    back-offs this attempt started, for ``failed`` to restart once the answer is known.
     """
     ordered = sorted(rules, key=lambda r: r.key)  # one lock order: no deadlocks between requests
     door = gate(rt)
     if (refused := door.refusal([r.key for r in ordered], now)) is not None:
         raise refused
+    started: list[Backoff] = []
     async with AsyncExitStack() as stack:
         for rule in ordered:
             await stack.enter_async_context(door.lock(rule.key))
+        if (refused := door.refusal([r.key for r in ordered], utcnow())) is not None:
+            raise refused  # refused while this request waited for the lock
         async with unit_of_work(rt.sessionmaker) as session:
             await repo.ensure(session, [r.key for r in ordered], now)
             for rule in ordered:
@@ -157,8 +169,21 @@ async def reserve(rt: Runtime, rules: list[Rule], now: datetime) -> None:
                     door.remember(rule.key, until)
                     raise _too_many((until - now).total_seconds())
                 if rule.backoff and count >= rule.limit:
-                    until = now + timedelta(seconds=rule.delay_after(count))
-                    await repo.set_blocked_until(session, rule.key, until)
+                    # blocked from now on, so concurrent guesses wait too; ``failed`` restarts it
+                    delay = rule.delay_after(count)
+                    await repo.set_blocked_until(session, rule.key, now + timedelta(seconds=delay))
+                    started.append(Backoff(rule.key, delay))
+    return started
+
+
+async def failed(rt: Runtime, started: list[Backoff]) -> None:
+    """The attempt was wrong: its back-offs count from now, not from before the (slow) check."""
+    if not started:
+        return
+    now = utcnow()
+    async with unit_of_work(rt.sessionmaker) as session:
+        for b in started:
+            await repo.set_blocked_until(session, b.key, now + timedelta(seconds=b.seconds))
 
 
 async def _allowed_again(session: AsyncSession, rule: Rule, now: datetime) -> datetime:
