@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import throttle_repository as repo
 from classguard.settings import Settings
-from storage.db import unit_of_work, utcnow, utcnow
+from storage.db import unit_of_work, utcnow
 from storage.errors import TooManyRequests
 from storage.runtime import Runtime, get_runtime
 
