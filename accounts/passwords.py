@@ -48,6 +48,18 @@ def weakness(password: str, min_length: int, personal: list[str]) -> str | None:
     return None
 
 
+def _lower_priority() -> None:
+    """Nice the hashing thread (Linux: per thread, inherited by argon2's lane threads), so the
+    event loop serving everyone else wins the CPU against a flood of password checks."""
+    import os
+    import threading
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not permitted: plain priority
+        pass
+
+
 class HashPool:
     """Runs argon2 on a few dedicated threads, never on the event loop.
 
@@ -59,7 +71,8 @@ class HashPool:
     def __init__(self, workers: int, queue_max: int) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        self._executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="argon2")
+        self._executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="argon2",
+                                            initializer=_lower_priority)
         self.queue_max = queue_max
         self.waiting = 0
 
