@@ -6,15 +6,27 @@ import uuid
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from accounts import service
+from accounts import registration, service
 from accounts.auth import SESSION_COOKIE, AdminUser, CurrentAuth, CurrentUser, StaffUser, cookie_secure
 from accounts.models import Role, UserStatus
-from accounts.schemas import AccessEntryOut, CancelIn, LoginIn, LoginOut, RegisterIn, UserOut, UserSummary
+from accounts.notices import pick_language
+from accounts.registration import InvalidCode
+from accounts.schemas import (
+    AccessEntryOut,
+    CancelIn,
+    LoginIn,
+    LoginOut,
+    RegisterAccepted,
+    RegisterIn,
+    UserOut,
+    UserSummary,
+    VerifyIn,
+)
 from storage.deps import ClientIP, DbSession, RuntimeDep
 from storage.errors import (
-    Conflict,
     Forbidden,
     NotFound,
+    ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
     Unprocessable,
@@ -24,24 +36,37 @@ from storage.errors import (
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
 
-@router.post("/auth/register", status_code=status.HTTP_201_CREATED, response_model=UserOut,
-             responses=error_responses(Conflict, Unprocessable))
-async def register(body: RegisterIn, session: DbSession, rt: RuntimeDep) -> UserOut:
-    """Create a student or teacher account with an e-mail address or a phone number."""
-    fields = body.model_dump(exclude={"role", "guardian"})
-    new = service.NewUser(**fields, role=Role(body.role), guardian=body.guardian)
-    user = await service.register(session, rt.settings, new)
+@router.post("/auth/register", status_code=status.HTTP_202_ACCEPTED, response_model=RegisterAccepted,
+             responses=error_responses(Unprocessable, TooManyRequests))
+async def register(body: RegisterIn, request: Request, rt: RuntimeDep, ip: ClientIP) -> RegisterAccepted:
+    """Start a student or teacher account with an e-mail address or a phone number.
+
+    A one-time code goes to the address; the account exists once it is confirmed with
+    ``POST /auth/register/verify``. The answer is the same whether or not the address already
+    has an account (its owner is told someone tried)."""
+    fields = body.model_dump(exclude={"role", "guardian", "language"})
+    language = pick_language(request.headers.get("accept-language"), body.language)
+    new = service.NewUser(**fields, role=Role(body.role), guardian=body.guardian, language=language)
+    await registration.start(rt, new, ip)
+    return RegisterAccepted(detail=registration.ACCEPTED)
+
+
+@router.post("/auth/register/verify", status_code=status.HTTP_201_CREATED, response_model=UserOut,
+             responses=error_responses(InvalidCode))
+async def verify_registration(body: VerifyIn, rt: RuntimeDep) -> UserOut:
+    """Confirm the address with its one-time code: the account is created and can sign in."""
+    user = await registration.verify(rt, body.identifier, body.code)
     return service.to_out(user)
 
 
 @router.post("/auth/login", response_model=LoginOut,
-             responses=error_responses(Unauthorized, Forbidden, TooManyRequests))
-async def login(body: LoginIn, request: Request, response: Response, session: DbSession, rt: RuntimeDep,
-                ip: ClientIP) -> LoginOut:
-    """Exchange credentials for an opaque session token (also set as an HttpOnly cookie)."""
-    token, auth, user = await service.login(
-        session, rt.settings, body.identifier, body.password, ip, request.headers.get("user-agent")
-    )
+             responses=error_responses(Unauthorized, Forbidden, TooManyRequests, ServiceUnavailable))
+async def login(body: LoginIn, request: Request, response: Response, rt: RuntimeDep, ip: ClientIP) -> LoginOut:
+    """Exchange credentials for an opaque session token (also set as an HttpOnly cookie).
+
+    No request-wide session: the service runs its own two short transactions (see there)."""
+    token, auth, user = await service.login(rt, body.identifier, body.password, ip,
+                                            request.headers.get("user-agent"))
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=cookie_secure(request),
                         max_age=rt.settings.session_ttl_seconds, path="/")
     return LoginOut(token=token, expires_at=auth.expires_at, user=service.to_out(user))

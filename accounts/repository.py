@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts.models import AuthSession, GuardianConsent, LoginAttempt, User
+from accounts.models import AuthSession, GuardianConsent, User
 
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
@@ -23,7 +23,7 @@ async def get_user_by_phone_bidx(session: AsyncSession, bidx: str) -> User | Non
     return (await session.execute(select(User).where(User.phone_bidx == bidx))).scalar_one_or_none()
 
 
-async def add(session: AsyncSession, obj: User | GuardianConsent | AuthSession | LoginAttempt) -> None:
+async def add(session: AsyncSession, obj: User | GuardianConsent | AuthSession) -> None:
     session.add(obj)
     await session.flush()
 
@@ -62,37 +62,17 @@ async def revoke_user_sessions(session: AsyncSession, user_id: uuid.UUID, at: da
     )
 
 
-async def count_failures(session: AsyncSession, key: str, since: datetime) -> int:
-    q = select(func.count()).select_from(LoginAttempt).where(LoginAttempt.key == key, LoginAttempt.at >= since)
-    return int((await session.execute(q)).scalar_one())
-
-
-async def oldest_failure(session: AsyncSession, key: str, since: datetime) -> datetime | None:
-    q = select(func.min(LoginAttempt.at)).where(LoginAttempt.key == key, LoginAttempt.at >= since)
-    value: datetime | None = (await session.execute(q)).scalar_one()
-    return value
-
-
-async def clear_failures(session: AsyncSession, key: str) -> None:
-    await session.execute(delete(LoginAttempt).where(LoginAttempt.key == key))
+async def signed_in_from(session: AsyncSession, user_id: uuid.UUID, ip: str, since: datetime) -> bool:
+    """Whether the user opened a session from ``ip`` since ``since`` (a known address of theirs)."""
+    q = select(AuthSession.id).where(
+        AuthSession.user_id == user_id, AuthSession.ip == ip, AuthSession.created_at >= since
+    ).limit(1)
+    return (await session.execute(q)).first() is not None
 
 
 async def guardian_consents(session: AsyncSession, user_id: uuid.UUID) -> list[GuardianConsent]:
     q = select(GuardianConsent).where(GuardianConsent.user_id == user_id)
     return list((await session.execute(q)).scalars())
-
-
-async def record_failure_independently(key: str, at: datetime) -> None:
-    """Store a failed login in its own short transaction.
-
-    The request that failed rolls back (it answers 401), but the failure must still count
-    towards throttling, so it cannot ride on the request's session.
-    """
-    from storage.runtime import get_runtime
-
-    async with get_runtime().sessionmaker() as own:
-        own.add(LoginAttempt(key=key, at=at))
-        await own.commit()
 
 
 async def list_users(

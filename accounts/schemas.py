@@ -28,6 +28,20 @@ class RegisterIn(BaseModel):
     role: Literal["student", "teacher"] = "student"
     region: str | None = None
     guardian: GuardianConsentIn | None = None
+    language: Literal["en", "zh"] | None = Field(
+        default=None, description="language of messages to you; default: from Accept-Language")
+
+
+class RegisterAccepted(BaseModel):
+    """The same answer whether or not the address already has an account."""
+
+    status: Literal["verification_pending"] = "verification_pending"
+    detail: str
+
+
+class VerifyIn(BaseModel):
+    identifier: str = Field(min_length=1, max_length=320, description="the e-mail address or phone number registered")
+    code: str = Field(min_length=1, max_length=16, description="the one-time code that was sent to it")
 
 
 class LoginIn(BaseModel):

@@ -6,6 +6,7 @@ Services flush, never commit; the request (or unit of work) commits at the edge.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -16,14 +17,15 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import repository as repo
+from accounts import throttle
 from accounts.events import SignOut, SignOutReason, announce_sign_out
 from accounts.models import PHONE_CT_CONTEXT, AuthSession, GuardianConsent, Role, User, UserStatus
-from accounts.passwords import DUMMY_HASH, hash_password, verify_password, weakness
+from accounts.passwords import DUMMY_HASH, HashPool, hash_password, weakness
 from accounts.schemas import GuardianConsentIn, UserOut
 from classguard.settings import Settings
-from storage.db import utcnow
-from storage.errors import AppError, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unprocessable
-from storage.runtime import get_runtime
+from storage.db import unit_of_work, utcnow
+from storage.errors import AppError, Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthorized, Unprocessable
+from storage.runtime import Runtime, get_runtime
 
 PHONE_CONTEXT = "users.phone"
 ADULT_AGE = 18
@@ -70,10 +72,22 @@ class NewUser:
     phone: str | None = None
     region: str | None = None
     guardian: GuardianConsentIn | None = None
+    language: str = "en"
 
 
-async def register(session: AsyncSession, settings: Settings, new: NewUser) -> User:
-    """Create an account after validating contact, password, age rules and uniqueness."""
+@dataclass
+class CheckedUser:
+    """A new account's form after validation: canonical contact, region, age."""
+
+    new: NewUser
+    email: str | None
+    phone: str | None
+    region: str
+    age: int
+
+
+def check_new_user(settings: Settings, new: NewUser) -> CheckedUser:
+    """Validate contact, password and age rules (no database: answers the same for everyone)."""
     if not new.email and not new.phone:
         raise Unprocessable("an e-mail address or a phone number is required")
     email = normalise_email(new.email) if new.email else None
@@ -94,26 +108,47 @@ async def register(session: AsyncSession, settings: Settings, new: NewUser) -> U
     region = new.region or settings.default_region
     if region not in settings.regions:
         raise Unprocessable(f"unknown region {region!r}; one of {', '.join(settings.regions)}")
-    if email and await repo.get_user_by_email(session, email):
+    return CheckedUser(new, email, phone, region, age)
+
+
+async def existing_owner(session: AsyncSession, email: str | None, phone: str | None) -> User | None:
+    """The account that already has this e-mail address or phone number, if any (both are looked
+    up either way, so the time taken does not tell which)."""
+    by_email = await repo.get_user_by_email(session, email or "")
+    by_phone = await repo.get_user_by_phone_bidx(session, phone_bidx(phone or ""))
+    return by_email or by_phone
+
+
+async def register(session: AsyncSession, settings: Settings, new: NewUser) -> User:
+    """Create a verified account directly (operators' CLI, tests); self-registration goes through
+    ``accounts.registration`` and its one-time code instead."""
+    checked = check_new_user(settings, new)
+    if checked.email and await repo.get_user_by_email(session, checked.email):
         raise Conflict("an account with this e-mail address already exists")
-    bidx = phone_bidx(phone) if phone else None
-    if bidx and await repo.get_user_by_phone_bidx(session, bidx):
+    if checked.phone and await repo.get_user_by_phone_bidx(session, phone_bidx(checked.phone)):
         raise Conflict("an account with this phone number already exists")
+    return await create_user(session, checked, hash_password(new.password))
+
+
+async def create_user(session: AsyncSession, checked: CheckedUser, password_hash: str) -> User:
+    """Insert the account (and its guardian's consent) for a validated form."""
+    new = checked.new
     user = User(
         id=uuid.uuid4(),
-        email=email,
-        phone_bidx=bidx,
-        password_hash=hash_password(new.password),
+        email=checked.email,
+        phone_bidx=phone_bidx(checked.phone) if checked.phone else None,
+        password_hash=password_hash,
         display_name=new.display_name,
         date_of_birth=new.date_of_birth,
         role=new.role.value,
         status=UserStatus.active.value,
-        region=region,
+        region=checked.region,
+        language=new.language if new.language in ("en", "zh") else "en",
     )
-    if phone:
-        user.phone_ct = get_runtime().cipher.encrypt(phone.encode(), PHONE_CT_CONTEXT.format(pk=user.id))
+    if checked.phone:
+        user.phone_ct = get_runtime().cipher.encrypt(checked.phone.encode(), PHONE_CT_CONTEXT.format(pk=user.id))
     await repo.add(session, user)
-    if age < ADULT_AGE and new.guardian is not None:
+    if checked.age < ADULT_AGE and new.guardian is not None:
         g = new.guardian
         await repo.add(session, GuardianConsent(
             user_id=user.id, guardian_name=g.guardian_name, guardian_contact=g.guardian_contact,
@@ -126,21 +161,37 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _throttle_key(identifier: str) -> str:
-    return "id:" + get_runtime().cipher.blind_index(identifier.strip().lower(), "login.identifier")[:60]
+def canonical_identifier(identifier: str) -> tuple[str, str]:
+    """(kind, canonical form) of a login identifier: every spelling of one address is one form.
 
-
-async def _find_by_identifier(session: AsyncSession, identifier: str) -> User | None:
+    E-mail addresses are normalised; phone numbers become E.164 (``tel:+1-415-…``, ``+1*415*…``,
+    brackets, a trailing ``;`` …); anything else is lowered and stripped of punctuation.
+    """
     ident = identifier.strip()
-    if "@" in ident:
-        try:
-            return await repo.get_user_by_email(session, normalise_email(ident))
-        except Unprocessable:
-            return None
     try:
-        return await repo.get_user_by_phone_bidx(session, phone_bidx(normalise_phone(ident)))
+        if "@" in ident:
+            return "email", normalise_email(ident)
+        return "phone", normalise_phone(ident)
     except Unprocessable:
-        return None
+        return "other", re.sub(r"[^0-9a-z@+]", "", ident.lower())
+
+
+async def _find_by_canonical(session: AsyncSession, kind: str, value: str) -> User | None:
+    if kind == "email":
+        return await repo.get_user_by_email(session, value)
+    if kind == "phone":
+        return await repo.get_user_by_phone_bidx(session, phone_bidx(value))
+    return None
+
+
+def hash_pool(rt: Runtime) -> HashPool:
+    """The process's argon2 threads (one pool per runtime)."""
+    pool = rt.extras.get("password_hash_pool")
+    if pool is None:
+        pool = HashPool(rt.settings.password_hash_workers, rt.settings.password_hash_queue_max)
+        rt.extras["password_hash_pool"] = pool
+    assert isinstance(pool, HashPool)
+    return pool
 
 
 def check_not_restricted(user: User, now: datetime) -> None:
@@ -154,36 +205,73 @@ def check_not_restricted(user: User, now: datetime) -> None:
         raise AccountRestricted(f"this account is suspended until {until}")
 
 
+@dataclass
+class Credentials:
+    """Credentials that checked out: whose they are, and the throttle rules they were reserved under."""
+
+    user_id: uuid.UUID
+    rules: list[throttle.Rule]
+
+
+async def check_credentials(rt: Runtime, identifier: str, password: str, ip: str | None) -> Credentials:
+    """Throttle, then check a password; 401 when wrong, 429 when throttled, 503 when overloaded.
+
+    Short transactions around the password check, on purpose: a lookup, then the throttle's
+    reservation, committed (so it counts even though the request then answers 401). No
+    connection is held while argon2 runs, and a request never holds two. The caller gives the
+    reservation back with ``credentials_succeeded`` once it has let the user in.
+    """
+    settings = rt.settings
+    pool = hash_pool(rt)
+    if not pool.has_room():
+        raise ServiceUnavailable("too many sign-ins at once; try again in a moment")
+    now = utcnow()
+    kind, canonical = canonical_identifier(identifier)
+    address = throttle.address_key(ip)
+    async with unit_of_work(rt.sessionmaker) as session:
+        user = await _find_by_canonical(session, kind, canonical)
+        if user is not None:
+            account = throttle.account_key_for_user(user.id)
+            since = now - timedelta(days=settings.login_known_address_days)
+            known = ip is not None and await repo.signed_in_from(session, user.id, ip, since)
+        else:
+            account, known = throttle.account_key_for_identifier(f"{kind}:{canonical}"), False
+        user_id, stored_hash = (user.id, user.password_hash) if user else (None, DUMMY_HASH)
+    rules = throttle.login_rules(settings, account, address, known)
+    started = await throttle.reserve(rt, rules, now)
+    if not await pool.verify(stored_hash, password) or user_id is None:
+        await throttle.failed(rt, started)
+        raise Unauthorized("wrong e-mail/phone or password")
+    return Credentials(user_id, rules)
+
+
+async def credentials_succeeded(session: AsyncSession, creds: Credentials) -> None:
+    await throttle.succeeded(session, creds.rules)
+
+
 async def login(
-    session: AsyncSession, settings: Settings, identifier: str, password: str,
-    ip: str | None = None, user_agent: str | None = None,
+    rt: Runtime, identifier: str, password: str, ip: str | None = None, user_agent: str | None = None,
 ) -> tuple[str, AuthSession, User]:
     """Check credentials and open a session. Returns the plain token (shown once) and its row."""
+    creds = await check_credentials(rt, identifier, password, ip)
     now = utcnow()
-    window_start = now - timedelta(seconds=settings.login_failure_window_seconds)
-    key = _throttle_key(identifier)
-    if await repo.count_failures(session, key, window_start) >= settings.login_max_failures:
-        oldest = await repo.oldest_failure(session, key, window_start) or now
-        retry = int((oldest - window_start).total_seconds()) + 1
-        raise TooManyRequests(f"too many failed logins; try again in {retry} seconds")
-    user = await _find_by_identifier(session, identifier)
-    ok = verify_password(user.password_hash if user else DUMMY_HASH, password) and user is not None
-    if not ok or user is None:
-        await repo.record_failure_independently(key, now)
-        raise Unauthorized("wrong e-mail/phone or password")
-    check_not_restricted(user, now)
-    if user.status == UserStatus.suspended.value:  # suspension has run out
-        user.status = UserStatus.active.value
-        user.suspended_until = None
-    await repo.clear_failures(session, key)
-    token = secrets.token_urlsafe(32)
-    row = AuthSession(
-        user_id=user.id, token_hash=_token_hash(token),
-        expires_at=now + timedelta(seconds=settings.session_ttl_seconds),
-        ip=ip, user_agent=(user_agent or "")[:300] or None,
-    )
-    await repo.add(session, row)
-    return token, row, user
+    async with unit_of_work(rt.sessionmaker) as session:
+        found = await repo.get_user(session, creds.user_id)
+        if found is None:
+            raise Unauthorized("wrong e-mail/phone or password")
+        check_not_restricted(found, now)
+        if found.status == UserStatus.suspended.value:  # suspension has run out
+            found.status = UserStatus.active.value
+            found.suspended_until = None
+        await credentials_succeeded(session, creds)
+        token = secrets.token_urlsafe(32)
+        row = AuthSession(
+            user_id=found.id, token_hash=_token_hash(token),
+            expires_at=now + timedelta(seconds=rt.settings.session_ttl_seconds),
+            ip=ip, user_agent=(user_agent or "")[:300] or None,
+        )
+        await repo.add(session, row)
+    return token, row, found
 
 
 async def authenticate(session: AsyncSession, token: str) -> tuple[AuthSession, User]:
@@ -306,7 +394,7 @@ async def cancel_account(session: AsyncSession, user: User, password: str) -> No
     from accounts.events import cancellation_hooks  # filled by the composition root
     from storage.access_log.service import detach_person
 
-    if not verify_password(user.password_hash, password):
+    if not await hash_pool(get_runtime()).verify(user.password_hash, password):
         raise Unauthorized("password does not match")
     now = utcnow()
     user.email = None

@@ -12,14 +12,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from classguard import docs
 from classguard.bootstrap import domain_modules, start_runtime, stop_runtime
 from classguard.http_headers import SecurityHeaders
 from classguard.settings import Settings, get_settings
-from storage.errors import AppError, ErrorBody
+from storage.errors import AppError, ErrorBody, ServiceUnavailable
 from storage.runtime import get_runtime
 
 log = logging.getLogger("classguard.http")
@@ -59,6 +60,21 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
         log.info("integrity error: %s", exc.orig)
         return JSONResponse({"error": "Conflict", "detail": "conflicts with stored data"}, status_code=409)
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_timeout(_: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every pooled connection is busy: say so at once (the client may retry), never a late 500.
+        log.warning("database pool exhausted: %s", exc)
+        err = ServiceUnavailable("the service is busy; try again in a moment")
+        return JSONResponse(err.to_json(), status_code=err.status, headers=err.headers)
+
+    @app.exception_handler(OperationalError)
+    async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
+        if "database is locked" in str(exc.orig):  # SQLite's writer lock stayed taken too long
+            log.warning("database locked: %s", exc.orig)
+            err = ServiceUnavailable("the service is busy; try again in a moment")
+            return JSONResponse(err.to_json(), status_code=err.status, headers=err.headers)
+        return await _unhandled(request, exc)
 
     @app.exception_handler(Exception)
     async def _unhandled(_: Request, exc: Exception) -> JSONResponse:

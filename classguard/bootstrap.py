@@ -43,7 +43,8 @@ def build_runtime(settings: Settings, *, dispatcher: Dispatcher | None = None) -
 
     load_domains()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url, settings.database_echo)
+    engine = make_engine(settings.database_url, settings.database_echo, pool_size=settings.db_pool_size,
+                         max_overflow=settings.db_max_overflow, pool_timeout=settings.db_pool_timeout_seconds)
     if dispatcher is None:
         if settings.worker_mode == "celery":
             # The root builds the Celery app and hands it to the kit's dispatcher.

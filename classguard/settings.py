@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     database_url: str = ""  # default: sqlite+aiosqlite:///<data_dir>/classguard.db
     database_echo: bool = False
+    # Sized and timed out on purpose: a request that cannot get a connection within the timeout
+    # answers 503 at once instead of queueing behind a flood (each request holds at most one).
+    db_pool_size: int = 10
+    db_max_overflow: int = 5
+    db_pool_timeout_seconds: float = 3.0
 
     # --- media store -------------------------------------------------------------------
     media_backend: Literal["local", "s3"] = "local"
@@ -48,8 +53,35 @@ class Settings(BaseSettings):
 
     # --- accounts ----------------------------------------------------------------------
     session_ttl_seconds: int = 7 * 24 * 3600
+    # Failed logins (see README "Login throttle"): free tries per (account, client address), then
+    # exponential back-off for that pair; a per-address ceiling over all accounts (spraying); a slower
+    # per-account ceiling that addresses the owner signed in from recently are exempt from.
     login_max_failures: int = 5
     login_failure_window_seconds: int = 15 * 60
+    login_backoff_base_seconds: float = 30.0
+    login_backoff_max_seconds: float = 3600.0
+    login_address_max_failures: int = 50
+    login_account_max_failures: int = 100
+    login_account_window_seconds: int = 3600
+    login_known_address_days: int = 30
+    # argon2 runs on its own threads (never the event loop); more waiting than this answers 503.
+    password_hash_workers: int = 1
+    password_hash_queue_max: int = 64
+    # Self-registration: a one-time code to the address before the account exists.
+    registration_code_ttl_seconds: int = 15 * 60
+    registration_code_max_attempts: int = 5
+    registration_max_per_contact: int = 5  # codes per address per hour
+    registration_max_per_address: int = 30  # registrations per client address per hour
+    # Outgoing mail; empty smtp_host: messages stay in the outbox table (`classguard outbox list`).
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "classguard <no-reply@classguard.invalid>"
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = 10.0
+    # SMS: "outbox" keeps texts in the outbox table for an operator; or "module:attribute" of a provider.
+    sms_provider: str = "outbox"
     min_password_length: int = 10
     default_region: str = "eu"
     regions: list[str] = Field(default_factory=lambda: ["eu", "us", "cn"])

@@ -63,12 +63,18 @@ class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-def make_engine(url: str, echo: bool = False) -> AsyncEngine:
-    kwargs: dict[str, Any] = {"echo": echo}
+def make_engine(
+    url: str, echo: bool = False, *, pool_size: int = 10, max_overflow: int = 5, pool_timeout: float = 3.0,
+) -> AsyncEngine:
+    """An engine whose pool is bounded and times out quickly: a request that cannot get a
+    connection within ``pool_timeout`` fails with ``sqlalchemy.exc.TimeoutError`` (answered 503),
+    rather than every request queueing for the driver's default 30 s."""
+    kwargs: dict[str, Any] = {"echo": echo, "pool_size": pool_size, "max_overflow": max_overflow,
+                              "pool_timeout": pool_timeout}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        kwargs["pool_pre_ping"] = True
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
 

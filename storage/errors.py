@@ -12,6 +12,7 @@ class AppError(Exception):
 
     status: int = 400
     error: str = "BadRequest"
+    headers: dict[str, str] | None = None  # sent with the response, e.g. Retry-After
 
     def __init__(self, detail: str, status: int | None = None, *, error: str | None = None) -> None:
         super().__init__(detail)
@@ -55,6 +56,13 @@ class Unprocessable(AppError):
 
 class TooManyRequests(AppError):
     status, error = 429, "TooManyRequests"
+
+
+class ServiceUnavailable(AppError):
+    """Overloaded right now (no database connection free, too many password checks waiting)."""
+
+    status, error = 503, "Unavailable"
+    headers: dict[str, str] | None = {"Retry-After": "1"}
 
 
 class RangeNotSatisfiable(AppError):

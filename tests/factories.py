@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -11,6 +12,7 @@ import httpx
 
 from accounts import service
 from accounts.models import Role
+from accounts.outbox import ReadMessage, read_messages
 from storage.db import unit_of_work
 from storage.runtime import get_runtime
 
@@ -68,3 +70,31 @@ async def login(client: httpx.AsyncClient, user: TestUser) -> TestUser:
 
 async def logged_in(client: httpx.AsyncClient, role: str | Role = Role.student, **overrides: Any) -> TestUser:
     return await login(client, await make_user(role, **overrides))
+
+
+CODE_RE = re.compile(r"\b(\d{6})\b")
+
+
+async def messages_to(identifier: str) -> list[ReadMessage]:
+    """Messages in the outbox for an e-mail address or phone number (any spelling), newest first."""
+    _, canonical = service.canonical_identifier(identifier)
+    async with get_runtime().sessionmaker() as session:
+        return await read_messages(session, to=canonical, limit=50)
+
+
+async def code_sent_to(identifier: str) -> str:
+    """The one-time code of the newest message to ``identifier`` (the embedded outbox keeps it)."""
+    for msg in await messages_to(identifier):
+        found = CODE_RE.search(msg.body or "")
+        if found:
+            return found.group(1)
+    raise AssertionError(f"no code was sent to {identifier}")
+
+
+async def register_verified(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    """Self-register through HTTP, read the code from the outbox, confirm it; the verify answer."""
+    r = await client.post("/api/v1/auth/register", json=body)
+    assert r.status_code == 202, r.text
+    identifier = body.get("email") or body["phone"]
+    return await client.post("/api/v1/auth/register/verify",
+                             json={"identifier": identifier, "code": await code_sent_to(identifier)})

@@ -14,7 +14,7 @@ from classguard.settings import get_settings
 app = typer.Typer(help="classguard: live classes, consent-bound recording, moderation.", no_args_is_help=True)
 
 # Modules that add commands to ``app`` (each owns its area; missing ones are simply not there yet).
-_COMMAND_MODULES = ("users", "keys", "audit", "moderate", "simulate", "load_test", "retention")
+_COMMAND_MODULES = ("users", "keys", "audit", "moderate", "simulate", "load_test", "retention", "outbox")
 
 
 def setup_logging(level: int = logging.INFO) -> None:

@@ -37,3 +37,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def code_from_outbox(identifier: str, timeout: float = 30.0) -> str:
+    """The newest one-time code sent to ``identifier``, read from this runtime's outbox.
+
+    For the tools that self-register users on a server whose database they share (simulate, the
+    local load test) in the embedded mode, where mail stays in the outbox.
+    """
+    import re
+
+    from accounts.outbox import read_messages
+    from accounts.service import canonical_identifier
+    from storage.runtime import get_runtime
+
+    _, canonical = canonical_identifier(identifier)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        async with get_runtime().sessionmaker() as session:
+            for msg in await read_messages(session, status=None, to=canonical, limit=5):
+                found = re.search(r"\b(\d{6})\b", msg.body or "")
+                if found:
+                    return found.group(1)
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"no code for {identifier} in the outbox (is SMTP configured? then read the mail)")
+        await asyncio.sleep(0.1)

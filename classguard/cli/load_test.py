@@ -27,7 +27,7 @@ from typing import Any
 import typer
 
 from classguard.cli import app, setup_logging
-from classguard.cli.common import free_port
+from classguard.cli.common import code_from_outbox, free_port
 
 log = logging.getLogger("classguard.load_test")
 AUDIO_FPS = 50.0  # aiortc Opus: 20 ms frames
@@ -89,8 +89,12 @@ async def _user(client: Any, role: str, tag: str) -> tuple[str, str]:
     body = {"email": email, "password": password, "display_name": f"{role} {tag}", "date_of_birth": "1990-01-01",
             "role": role}
     r = await client.post("/api/v1/auth/register", json=body)
-    if r.status_code != 201:
+    if r.status_code != 202:
         raise RuntimeError(f"register failed: {r.status_code} {r.text}")
+    r = await client.post("/api/v1/auth/register/verify", json={"identifier": email,
+                                                                "code": await code_from_outbox(email)})
+    if r.status_code != 201:
+        raise RuntimeError(f"verify failed: {r.status_code} {r.text}")
     r = await client.post("/api/v1/auth/login", json={"identifier": email, "password": password})
     r.raise_for_status()
     client.cookies.clear()
@@ -121,10 +125,19 @@ def _start_local_server(port: int) -> tuple[subprocess.Popen[bytes], Path]:
     data_dir = Path(tempfile.mkdtemp(prefix="classguard-load-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSGUARD_")}
     env["CLASSGUARD_DATA_DIR"] = str(data_dir)
+    env["CLASSGUARD_REGISTRATION_MAX_PER_ADDRESS"] = "100000"  # every bot registers from 127.0.0.1
+    env["CLASSGUARD_SMTP_HOST"] = ""  # codes stay in the outbox, which this process reads
     cli = str(Path(sys.executable).with_name("classguard"))
     with open(data_dir / "server.log", "wb") as fh:
         proc = subprocess.Popen([cli, "serve", "--port", str(port)], env=env, stdout=fh, stderr=subprocess.STDOUT)
     return proc, data_dir
+
+
+async def _wait_healthy_url(url: str) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        await _wait_healthy(client)
 
 
 async def _wait_healthy(client: Any, timeout: float = 60.0) -> None:
@@ -151,6 +164,12 @@ async def run_load(rooms: int, publishers: int, seconds: float, url: str | None,
         proc, data_dir = _start_local_server(port)
         url, pid = f"http://127.0.0.1:{port}", proc.pid
         log.warning("started classguard serve (pid %d) with data in %s", pid, data_dir)
+        await _wait_healthy_url(url)
+        # share the server's database to read the registration codes from its outbox
+        from classguard.bootstrap import build_runtime
+        from classguard.settings import Settings
+
+        build_runtime(Settings(data_dir=data_dir, smtp_host=""))
     members: list[Member] = []
     try:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:

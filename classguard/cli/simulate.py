@@ -26,7 +26,7 @@ from typing import Any
 import typer
 
 from classguard.cli import app, setup_logging
-from classguard.cli.common import free_port
+from classguard.cli.common import code_from_outbox, free_port
 
 log = logging.getLogger("classguard.simulate")
 
@@ -105,8 +105,12 @@ async def _register(client: Any, role: str, name: str) -> SimUser:
     password = f"sim-{uuid.uuid4().hex}"
     body = {"email": email, "password": password, "display_name": name, "date_of_birth": "1990-01-01", "role": role}
     r = await client.post("/api/v1/auth/register", json=body)
-    if r.status_code != 201:
+    if r.status_code != 202:
         raise RuntimeError(f"could not register the simulated {role}: {r.text}")
+    code = await code_from_outbox(email)
+    r = await client.post("/api/v1/auth/register/verify", json={"identifier": email, "code": code})
+    if r.status_code != 201:
+        raise RuntimeError(f"could not verify the simulated {role}: {r.text}")
     r = await client.post("/api/v1/auth/login", json={"identifier": email, "password": password})
     r.raise_for_status()
     client.cookies.clear()  # each request below names its user with a bearer token

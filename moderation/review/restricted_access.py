@@ -20,7 +20,7 @@ from accounts.models import User, UserStatus
 from moderation.review import repository as repo
 from moderation.review.models import AppealSession
 from storage.db import utcnow
-from storage.errors import Conflict, Unauthorized, Unprocessable
+from storage.errors import Conflict, Unauthorized
 from storage.runtime import get_runtime
 
 TTL = timedelta(hours=1)
@@ -30,27 +30,19 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def _find(session: AsyncSession, identifier: str) -> User | None:
-    ident = identifier.strip()
-    try:
-        if "@" in ident:
-            return await accounts_repo.get_user_by_email(session, accounts.normalise_email(ident))
-        return await accounts_repo.get_user_by_phone_bidx(session, accounts.phone_bidx(accounts.normalise_phone(ident)))
-    except Unprocessable:
-        return None
-
-
 async def open_session(session: AsyncSession, identifier: str, password: str, ip: str | None,
                        user_agent: str | None) -> tuple[str, datetime]:
     """A decisions-and-appeals token for a restricted account; 409 for an account that is not
     restricted (it logs in normally). Credentials, throttling and failure counting are the
-    ordinary login's: it runs first and only its "restricted" refusal lets us continue."""
+    ordinary login's (``accounts.service.check_credentials``)."""
+    creds = await accounts.check_credentials(get_runtime(), identifier, password, ip)
+    user = await accounts_repo.get_user(session, creds.user_id)
+    if user is None or user.status == UserStatus.cancelled.value:
+        raise Unauthorized("wrong e-mail/phone or password")
     try:
-        await accounts.login(session, get_runtime().settings, identifier, password, ip, user_agent)
+        accounts.check_not_restricted(user, utcnow())
     except accounts.AccountRestricted:
-        user = await _find(session, identifier)
-        if user is None or user.status == UserStatus.cancelled.value:
-            raise Unauthorized("wrong e-mail/phone or password") from None
+        await accounts.credentials_succeeded(session, creds)
         token = secrets.token_urlsafe(32)
         expires = utcnow() + TTL
         await repo.add(session, AppealSession(user_id=user.id, token_hash=token_hash(token), expires_at=expires))

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from accounts.models import User
 from storage.runtime import get_runtime
-from tests.factories import register_body
+from tests.factories import messages_to, register_body, register_verified
 
 
 def assert_error(r: httpx.Response, status: int, error: str) -> None:
@@ -23,7 +23,7 @@ def assert_error(r: httpx.Response, status: int, error: str) -> None:
 
 async def test_register_login_me_logout(client: httpx.AsyncClient) -> None:
     body = register_body(email="Ada.Lovelace@Example.com")
-    r = await client.post("/api/v1/auth/register", json=body)
+    r = await register_verified(client, body)
     assert r.status_code == 201, r.text
     assert r.json()["email"] == "ada.lovelace@example.com"
     assert "password" not in r.text
@@ -44,7 +44,7 @@ async def test_register_login_me_logout(client: httpx.AsyncClient) -> None:
 
 async def test_phone_registration_stores_e164_encrypted(client: httpx.AsyncClient) -> None:
     body = register_body(email=None, phone="+44 20 7946 0958")
-    r = await client.post("/api/v1/auth/register", json=body)
+    r = await register_verified(client, body)
     assert r.status_code == 201, r.text
     assert r.json()["phone"] == "+442079460958"
     r = await client.post("/api/v1/auth/login", json={"identifier": "+44 (0)20 7946 0958".replace("(0)", ""),
@@ -54,14 +54,18 @@ async def test_phone_registration_stores_e164_encrypted(client: httpx.AsyncClien
         user = (await s.execute(select(User))).scalar_one()
     assert user.phone_ct is not None and b"442079460958" not in user.phone_ct
     assert user.phone_bidx and "442079460958" not in user.phone_bidx
-    # the same number in another notation is a duplicate (blind index over the E.164 form)
+    # the same number in another notation is a duplicate (blind index over the E.164 form): the
+    # same answer as a new number, and the owner is told by SMS (the outbox) instead of a code
     dup = register_body(email=None, phone="+442079460958")
-    assert_error(await client.post("/api/v1/auth/register", json=dup), 409, "Conflict")
+    r = await client.post("/api/v1/auth/register", json=dup)
+    assert r.status_code == 202, r.text
+    notice = (await messages_to("+442079460958"))[0]
+    assert notice.channel == "sms" and "already has an account" in (notice.body or "")
 
 
 async def test_cookie_session_works_for_pages(client: httpx.AsyncClient) -> None:
     body = register_body()
-    await client.post("/api/v1/auth/register", json=body)
+    await register_verified(client, body)
     r = await client.post("/api/v1/auth/login", json={"identifier": body["email"], "password": body["password"]})
     assert "cg_session" in r.cookies
     me = await client.get("/api/v1/me")  # the client keeps the cookie
@@ -87,11 +91,16 @@ async def test_register_rejects_bad_input(client: httpx.AsyncClient, overrides: 
     assert_error(await client.post("/api/v1/auth/register", json=register_body(**overrides)), 422, error)
 
 
-async def test_duplicate_email_is_409_and_keeps_original(client: httpx.AsyncClient) -> None:
+async def test_duplicate_email_keeps_original(client: httpx.AsyncClient) -> None:
     body = register_body(email="dup@example.com")
-    assert (await client.post("/api/v1/auth/register", json=body)).status_code == 201
+    assert (await register_verified(client, body)).status_code == 201
     other = register_body(email="DUP@example.com", password="another long secret")
-    assert_error(await client.post("/api/v1/auth/register", json=other), 409, "Conflict")
+    assert (await client.post("/api/v1/auth/register", json=other)).status_code == 202
+    # no code went out for it, so no guess creates a second account
+    r = await client.post("/api/v1/auth/register/verify", json={"identifier": "dup@example.com", "code": "000000"})
+    assert_error(r, 400, "InvalidCode")
+    assert_error(await client.post("/api/v1/auth/login", json={"identifier": "dup@example.com",
+                                                               "password": other["password"]}), 401, "Unauthorized")
     r = await client.post("/api/v1/auth/login", json={"identifier": "dup@example.com", "password": body["password"]})
     assert r.status_code == 200
 
@@ -104,7 +113,7 @@ async def test_under_18_rules(client: httpx.AsyncClient) -> None:
                                    json=register_body(date_of_birth=teen, role="teacher")), 422, "ValidationError")
     guardian = {"guardian_name": "Pat Doe", "guardian_contact": "pat@example.com", "relationship": "mother",
                 "consent": True}
-    r = await client.post("/api/v1/auth/register", json=register_body(date_of_birth=teen, guardian=guardian))
+    r = await register_verified(client, register_body(date_of_birth=teen, guardian=guardian))
     assert r.status_code == 201, r.text
     refused = dict(guardian, consent=False)
     assert_error(await client.post("/api/v1/auth/register",
@@ -113,7 +122,7 @@ async def test_under_18_rules(client: httpx.AsyncClient) -> None:
 
 async def test_wrong_credentials_then_throttle(client: httpx.AsyncClient) -> None:
     body = register_body()
-    await client.post("/api/v1/auth/register", json=body)
+    await register_verified(client, body)
     for _ in range(5):
         r = await client.post("/api/v1/auth/login", json={"identifier": body["email"], "password": "wrong password!"})
         assert_error(r, 401, "Unauthorized")
@@ -128,7 +137,7 @@ async def test_wrong_credentials_then_throttle(client: httpx.AsyncClient) -> Non
 async def test_injection_strings_are_stored_verbatim(client: httpx.AsyncClient) -> None:
     name = "Robert'); DROP TABLE users;-- <script>alert(1)</script>"
     body = register_body(display_name=name)
-    r = await client.post("/api/v1/auth/register", json=body)
+    r = await register_verified(client, body)
     assert r.status_code == 201
     assert r.json()["display_name"] == name
     r = await client.post("/api/v1/auth/login", json={"identifier": "' OR 1=1 --", "password": "' OR '1'='1"})
@@ -149,5 +158,6 @@ async def test_healthz_and_openapi(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     spec = (await client.get("/openapi.json")).json()
     assert "/api/v1/auth/register" in spec["paths"]
-    assert "409" in spec["paths"]["/api/v1/auth/register"]["post"]["responses"]
+    assert "202" in spec["paths"]["/api/v1/auth/register"]["post"]["responses"]
+    assert "429" in spec["paths"]["/api/v1/auth/login"]["post"]["responses"]
     assert (await client.get("/docs")).status_code == 200

@@ -12,7 +12,7 @@ from storage.access_log.models import AccessLogEntry
 from storage.access_log.service import verify_chain
 from storage.runtime import get_runtime
 from tests.accounts.test_auth_flow import assert_error
-from tests.factories import logged_in
+from tests.factories import logged_in, register_verified
 
 
 async def test_export_contains_my_data(client: httpx.AsyncClient) -> None:
@@ -50,6 +50,6 @@ async def test_cancel_anonymises_and_keeps_log_verifiable(client: httpx.AsyncCli
         assert entries and all(e.subject_id is None for e in entries)  # the log lost the link
         assert (await verify_chain(s)).ok
     # the e-mail address is free again
-    r = await client.post("/api/v1/auth/register", json={
+    r = await register_verified(client, {
         "email": me.email, "password": "a brand new secret", "display_name": "New", "date_of_birth": "1990-01-01"})
     assert r.status_code == 201

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from classguard.cli.common import free_port
+from tests.mail_sink import MailSink, code_in
 from tests.processes import stop_process
 
 CLI = str(Path(sys.executable).with_name("classguard"))
@@ -43,6 +44,7 @@ class LiveServer:
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    mail: MailSink | None = None  # where the server's mail goes (codes for registration)
 
     @property
     def base(self) -> str:
@@ -52,6 +54,8 @@ class LiveServer:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSGUARD_")}
         env["CLASSGUARD_DATA_DIR"] = str(self.data_dir)
+        if self.mail is not None:
+            env.update(self.mail.env())
         env.update(self.settings_env)
         return env
 
@@ -62,6 +66,8 @@ class LiveServer:
     def start(self, timeout: float = 60.0) -> LiveServer:
         self.port = self.port or free_port()
         self.starts += 1
+        if self.mail is None and "CLASSGUARD_SMTP_HOST" not in self.settings_env:
+            self.mail = MailSink().start()
         with open(self.log_path, "wb") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen([CLI, "serve", "--port", str(self.port)], env=self.env, stdout=log,
                                          stderr=subprocess.STDOUT)
@@ -80,6 +86,9 @@ class LiveServer:
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc)
+        if self.mail is not None:
+            self.mail.stop()
+            self.mail = None
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -95,8 +104,17 @@ class LiveServer:
         body = {"email": email, "password": PASSWORD, "display_name": name or email.split("@")[0],
                 "date_of_birth": "1990-02-03", "role": role}
         r = httpx.post(f"{self.base}/api/v1/auth/register", json=body, timeout=30)
-        assert r.status_code == 201, r.text
+        assert r.status_code == 202, r.text
+        self.verify(email)
         return self.login(email)
+
+    def verify(self, email: str) -> None:
+        """Confirm a registration with the code the server mailed (to this server's mail sink)."""
+        assert self.mail is not None, "this server's mail does not come to the test"
+        code = code_in(self.mail.wait_for(email)[-1])
+        r = httpx.post(f"{self.base}/api/v1/auth/register/verify", json={"identifier": email, "code": code},
+                       timeout=30)
+        assert r.status_code == 201, r.text
 
     def login(self, email: str) -> ServerUser:
         r = httpx.post(f"{self.base}/api/v1/auth/login", json={"identifier": email, "password": PASSWORD},
