@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
@@ -20,6 +21,7 @@ from storage.errors import (
     Unprocessable,
     error_responses,
 )
+from storage.pagination import Page, pagination
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -75,11 +77,11 @@ async def my_access_log(user: CurrentUser, session: DbSession) -> list[AccessEnt
 @router.get("/users", response_model=list[UserSummary], responses=error_responses(Unauthorized, Forbidden))
 async def list_users(
     _: AdminUser, session: DbSession,
+    page: Annotated[Page, pagination(50)],
     role: Role | None = None, status: UserStatus | None = None,
-    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
 ) -> list[UserSummary]:
     """Admins list accounts (without contact data)."""
-    users = await service.list_users(session, role, status, limit, offset)
+    users = await service.list_users(session, role, status, page.limit, page.offset)
     return [UserSummary(id=u.id, display_name=u.display_name, role=Role(u.role), status=u.status,
                         created_at=u.created_at) for u in users]
 

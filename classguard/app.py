@@ -17,8 +17,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from classguard.bootstrap import domain_modules, start_runtime, stop_runtime
 from classguard.settings import Settings, get_settings
+from storage.body_limit import BodyLimitMiddleware, RouteLimits
 from storage.errors import AppError, ErrorBody
 from storage.runtime import get_runtime
+from storage.unhandled import UnhandledErrorMiddleware
 
 log = logging.getLogger("classguard.http")
 
@@ -58,10 +60,16 @@ def install_error_handlers(app: FastAPI) -> None:
         log.info("integrity error: %s", exc.orig)
         return JSONResponse({"error": "Conflict", "detail": "conflicts with stored data"}, status_code=409)
 
-    @app.exception_handler(Exception)
-    async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return JSONResponse({"error": "InternalError", "detail": "internal server error"}, status_code=500)
+    # Unexpected errors are answered inside the middleware stack (the connection stays usable);
+    # the outermost handler is the same function, for errors of the middlewares themselves.
+    app.add_exception_handler(Exception, unhandled_error)
+    app.add_middleware(UnhandledErrorMiddleware, handler=unhandled_error)
+
+
+async def unhandled_error(_: Request, exc: Exception) -> JSONResponse:
+    """The one answer to an unexpected exception: logged, a JSON 500 in the error shape."""
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse({"error": "InternalError", "detail": "internal server error"}, status_code=500)
 
 
 def create_app(settings: Settings | None = None, *, start_workers: bool = True) -> FastAPI:
@@ -81,9 +89,14 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         version="0.1.0",
         description="Live classes with consent-bound recording, automated moderation and human review.",
         lifespan=lifespan,
-        responses={422: {"model": ErrorBody, "description": "ValidationError"}},
+        # Every route may answer these: an unparsable or invalid request, an oversized body.
+        responses={400: {"model": ErrorBody, "description": "BadRequest"},
+                   413: {"model": ErrorBody, "description": "PayloadTooLarge"},
+                   422: {"model": ErrorBody, "description": "ValidationError"}},
     )
     install_error_handlers(app)
+    # Outermost of our middlewares: an oversized body is refused before anything reads it.
+    app.add_middleware(BodyLimitMiddleware, limit_for=RouteLimits(app.openapi, settings.max_json_body_bytes))
 
     @app.get("/healthz", tags=["ops"], responses={503: {"model": ErrorBody}})
     async def healthz() -> Any:

@@ -4,7 +4,7 @@ and policy installs (admin), a slice's analysis and flags (staff, logged with a 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
 
@@ -13,6 +13,7 @@ from moderation.auth import PipelineAdmin, PolicyAdmin, PolicyReader, Transcript
 from moderation.schemas import PolicyOut, SliceAnalysisOut, SliceStateOut
 from storage.deps import DbSession, RuntimeDep
 from storage.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable, error_responses
+from storage.pagination import Page, pagination
 
 router = APIRouter(prefix="/api/v1/moderation", tags=["moderation"])
 
@@ -20,11 +21,10 @@ router = APIRouter(prefix="/api/v1/moderation", tags=["moderation"])
 @router.get("/slices/failed", response_model=list[SliceStateOut],
             responses=error_responses(Unauthorized, Forbidden))
 async def list_failed_slices(
-    session: DbSession, _admin: PipelineAdmin,
-    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+    session: DbSession, _admin: PipelineAdmin, page: Annotated[Page, pagination(50)],
 ) -> list[SliceStateOut]:
     """Slices the pipeline gave up on, newest first, with the error of each stage."""
-    return await service.failed_slices(session, limit, offset)
+    return await service.failed_slices(session, page.limit, page.offset)
 
 
 @router.post("/slices/{slice_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=SliceStateOut,

@@ -208,8 +208,8 @@ async def history(session: AsyncSession, item: ReviewItem) -> HistoryOut:
     )
 
 
-async def item_events(session: AsyncSession, item_id: uuid.UUID, limit: int) -> list[EventOut]:
+async def item_events(session: AsyncSession, item_id: uuid.UUID, limit: int, offset: int = 0) -> list[EventOut]:
     await get_item_or_404(session, item_id)
     return [EventOut(seq=e.seq, at=e.at, kind=e.kind, actor_id=e.actor_id, actor_role=e.actor_role,
                      decision_id=e.decision_id, appeal_id=e.appeal_id, data=dict(e.data or {}))
-            for e in await repo.events_of_item(session, item_id, limit)]
+            for e in await repo.events_of_item(session, item_id, limit, offset)]
