@@ -21,6 +21,7 @@ from storage.errors import (
     Unprocessable,
     error_responses,
 )
+from storage.fields import StoredText
 from storage.pagination import Page, pagination
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
@@ -90,7 +91,7 @@ async def list_users(
             responses=error_responses(Unauthorized, Forbidden, NotFound, Unprocessable))
 async def read_user(
     user_id: uuid.UUID, staff: StaffUser, session: DbSession,
-    reason: str = Query(..., min_length=3, max_length=2000, description="why you need this person's data"),
+    reason: Annotated[StoredText, Query(min_length=3, max_length=2000, description="why you need this person's data")],
 ) -> UserOut:
     """Staff read a user's profile with contact data; the read is logged with the reason."""
     return await service.staff_read_user(session, staff, user_id, reason)

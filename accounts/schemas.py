@@ -9,13 +9,13 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from accounts.models import Role
-from storage.fields import DisplayName
+from storage.fields import DisplayName, StoredText
 
 
 class GuardianConsentIn(BaseModel):
     guardian_name: DisplayName
-    guardian_contact: str = Field(min_length=3, max_length=320, description="e-mail or phone of the guardian")
-    relationship: str = Field(min_length=1, max_length=40, examples=["mother"])
+    guardian_contact: StoredText = Field(min_length=3, max_length=320, description="e-mail or phone of the guardian")
+    relationship: StoredText = Field(min_length=1, max_length=40, examples=["mother"])
     consent: bool = Field(description="the guardian agrees to the terms and to recording in classes")
 
 

@@ -19,6 +19,7 @@ from classguard.bootstrap import domain_modules, start_runtime, stop_runtime
 from classguard.settings import Settings, get_settings
 from storage.body_limit import BodyLimitMiddleware, RouteLimits
 from storage.errors import AppError, ErrorBody
+from storage.route_table import RouteTable
 from storage.runtime import get_runtime
 from storage.unhandled import UnhandledErrorMiddleware
 
@@ -49,11 +50,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": "ValidationError", "detail": _validation_detail(exc)}, status_code=422)
 
+    routes = RouteTable(app.openapi)
+
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         name = _HTTP_NAMES.get(exc.status_code, "HTTPError")
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # The router names only the methods of the first route it matched; a path may have more.
+            listed = {m.strip() for m in headers.get("Allow", "").split(",") if m.strip()}
+            headers["Allow"] = ", ".join(sorted(listed | routes.methods(request.url.path)))
         return JSONResponse({"error": name, "detail": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+                            headers=headers or None)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
@@ -96,7 +104,8 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     )
     install_error_handlers(app)
     # Outermost of our middlewares: an oversized body is refused before anything reads it.
-    app.add_middleware(BodyLimitMiddleware, limit_for=RouteLimits(app.openapi, settings.max_json_body_bytes))
+    limits = RouteLimits(RouteTable(app.openapi), settings.max_json_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, limit_for=limits)
 
     @app.get("/healthz", tags=["ops"], responses={503: {"model": ErrorBody}})
     async def healthz() -> Any:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from storage.fields import DisplayTitle, FreeText, UtcDateTime
+from storage.fields import DisplayTitle, FreeText, StoredText, UtcDateTime
 
 Source = Literal["mic", "camera", "screen"]
 
@@ -91,7 +91,7 @@ class ParticipantOut(BaseModel):
 class ControlIn(BaseModel):
     """A moderation control on a live class; the reason is stored with the recording event."""
 
-    reason: str | None = Field(default=None, max_length=300)
+    reason: StoredText | None = Field(default=None, max_length=300)
 
 
 class MuteIn(ControlIn):

@@ -13,6 +13,7 @@ from moderation.auth import PipelineAdmin, PolicyAdmin, PolicyReader, Transcript
 from moderation.schemas import PolicyOut, SliceAnalysisOut, SliceStateOut
 from storage.deps import DbSession, RuntimeDep
 from storage.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable, error_responses
+from storage.fields import StoredText
 from storage.pagination import Page, pagination
 
 router = APIRouter(prefix="/api/v1/moderation", tags=["moderation"])
@@ -38,7 +39,8 @@ async def retry_slice(slice_id: uuid.UUID, session: DbSession, _admin: PipelineA
             responses=error_responses(Unauthorized, Forbidden, NotFound))
 async def read_analysis(
     slice_id: uuid.UUID, session: DbSession, staff: TranscriptReader,
-    reason: str = Query(..., min_length=3, max_length=2000, description="why you need to read this transcript"),
+    reason: Annotated[StoredText, Query(min_length=3, max_length=2000,
+                                        description="why you need to read this transcript")],
 ) -> SliceAnalysisOut:
     """A slice's transcript, screen text and flags. The read is written to the access log."""
     return await service.read_analysis(session, staff, slice_id, reason)

@@ -19,6 +19,8 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from storage.route_table import RouteTable
+
 MAX_BODY_KEY = "x-max-body-bytes"
 
 # The remainder of a refused body is never read, so the connection cannot carry another request.
@@ -105,31 +107,19 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class RouteLimits:
-    """The body limit of a request: the one its route declares (``max_body``), else ``default``.
+    """The body limit of a request: the one its route declares (``max_body``), else ``default``."""
 
-    Built lazily from the app's OpenAPI document, which already lists every route with its
-    path template and methods, so routers nested at any depth are covered.
-    """
-
-    def __init__(self, openapi: Callable[[], dict[str, Any]], default: int) -> None:
-        self._openapi = openapi
+    def __init__(self, routes: RouteTable, default: int) -> None:
+        self.routes = routes
         self.default = default
-        self._rules: list[tuple[re.Pattern[str], str, int]] | None = None
-
-    def _compile(self) -> list[tuple[re.Pattern[str], str, int]]:
-        rules = []
-        for path, ops in self._openapi().get("paths", {}).items():
-            pattern = re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$")
-            for method, op in ops.items():
-                if isinstance(op, dict) and MAX_BODY_KEY in op:
-                    rules.append((pattern, method.upper(), int(op[MAX_BODY_KEY])))
-        return rules
+        self._declared: list[tuple[re.Pattern[str], str, int]] | None = None
 
     def __call__(self, scope: Scope) -> int:
-        if self._rules is None:
-            self._rules = self._compile()
+        if self._declared is None:
+            self._declared = [(op.pattern, op.method, int(op.spec[MAX_BODY_KEY]))
+                              for op in self.routes.operations if MAX_BODY_KEY in op.spec]
         path, method = scope.get("path", ""), scope.get("method", "")
-        for pattern, rule_method, limit in self._rules:
+        for pattern, rule_method, limit in self._declared:
             if rule_method == method and pattern.match(path):
                 return limit
         return self.default

@@ -6,8 +6,10 @@
   as something else) are refused; other invisible format characters (zero-width space / joiners,
   word joiner, BOM, bidi marks, soft hyphen …) are stripped, so two names that look the same are
   the same string. NFC-normalised.
-- ``FreeText``: longer text (descriptions): may hold line breaks, but no NUL, other control
-  characters or lone surrogates (PostgreSQL cannot store NUL; a lone surrogate cannot be encoded).
+- ``StoredText`` / ``FreeText``: any other text that is stored (reasons, explanations, notes,
+  descriptions): may hold line breaks, but no NUL, other control characters or lone surrogates
+  (PostgreSQL cannot store NUL; a lone surrogate cannot be encoded). ``StoredText`` takes its
+  length bounds from the field or query parameter; ``FreeText`` is up to 5000 characters.
 - ``UtcDateTime``: an ISO 8601 time *with* a zone, converted to UTC; one whose UTC value falls
   outside years 1–9999 (e.g. ``9999-12-31T23:59:59-23:59``) is a 422, not an overflow later.
 """
@@ -62,5 +64,6 @@ def to_utc(value: datetime) -> datetime:
 
 DisplayName = Annotated[str, Field(min_length=1, max_length=120), AfterValidator(clean_display_text)]
 DisplayTitle = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(clean_display_text)]
+StoredText = Annotated[str, AfterValidator(clean_free_text)]
 FreeText = Annotated[str, Field(max_length=5000), AfterValidator(clean_free_text)]
 UtcDateTime = Annotated[datetime, AfterValidator(to_utc)]

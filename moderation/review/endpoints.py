@@ -48,6 +48,7 @@ from storage.errors import (
     Unprocessable,
     error_responses,
 )
+from storage.fields import StoredText
 from storage.pagination import Page, pagination
 
 api = APIRouter(prefix="/api/v1", tags=["moderation review"])
@@ -83,7 +84,7 @@ async def claim_next(staff: StaffUser, session: DbSession, body: ClaimNextIn | N
          responses=error_responses(*STAFF_ERRORS, NotFound))
 async def item(
     item_id: uuid.UUID, staff: StaffUser, session: DbSession,
-    reason: Annotated[str | None, Query(min_length=3, max_length=2000,
+    reason: Annotated[StoredText | None, Query(min_length=3, max_length=2000,
                                         description="why (access log); default: review of this item")] = None,
 ) -> ItemDetail:
     """One item: flags, transcript with the hits, screen evidence, class and teacher, the
