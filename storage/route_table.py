@@ -20,9 +20,21 @@ class Operation:
     spec: dict[str, Any]
 
 
-def path_pattern(template: str) -> re.Pattern[str]:
-    """``/a/{id}/b`` → a regex matching ``/a/<one segment>/b``."""
-    return re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$")
+_UUID = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+
+def path_pattern(template: str, uuid_params: frozenset[str] = frozenset()) -> re.Pattern[str]:
+    """``/a/{id}/b`` → a regex matching ``/a/<one segment>/b``; a UUID parameter matches only a UUID
+    (``/appeals/session`` is not ``/appeals/{appeal_id}`` as far as the API is concerned)."""
+    def segment(m: re.Match[str]) -> str:
+        return _UUID if m.group(1) in uuid_params else "[^/]+"
+
+    return re.compile("^" + re.sub(r"\\\{([^/]+?)\\\}", segment, re.escape(template)) + "$")
+
+
+def _uuid_params(op: dict[str, Any]) -> frozenset[str]:
+    return frozenset(p["name"] for p in op.get("parameters", [])
+                     if p.get("in") == "path" and p.get("schema", {}).get("format") == "uuid")
 
 
 class RouteTable:
@@ -35,7 +47,7 @@ class RouteTable:
     @property
     def operations(self) -> list[Operation]:
         if self._ops is None:
-            self._ops = [Operation(path_pattern(path), method.upper(), op)
+            self._ops = [Operation(path_pattern(path, _uuid_params(op)), method.upper(), op)
                          for path, ops in self._openapi().get("paths", {}).items()
                          for method, op in ops.items() if isinstance(op, dict)]
         return self._ops

@@ -97,6 +97,15 @@ async def test_display_name_blank_or_with_hidden_controls_is_refused(client: htt
     assert _is_validation_error(r), (name, r.text)
 
 
+async def test_stored_reasons_refuse_nul_and_control_characters(client: httpx.AsyncClient) -> None:
+    admin = await logged_in(client, "admin")
+    r = await client.get(f"/api/v1/users/{admin.id}", params={"reason": "\x00support ticket"}, headers=admin.headers)
+    assert _is_validation_error(r), r.text
+    r = await client.get(f"/api/v1/users/{admin.id}", params={"reason": "support ticket\nline two"},
+                         headers=admin.headers)
+    assert r.status_code == 200, r.text
+
+
 async def test_json_body_over_the_default_ceiling_is_413_in_the_error_shape(client: httpx.AsyncClient) -> None:
     r = await client.post("/api/v1/auth/login", content=b"{" + b" " * (1024 * 1024) + b"}",
                           headers={"Content-Type": "application/json"})
