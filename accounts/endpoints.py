@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
@@ -32,6 +33,8 @@ from storage.errors import (
     Unprocessable,
     error_responses,
 )
+from storage.fields import StoredText
+from storage.pagination import Page, pagination
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -100,11 +103,11 @@ async def my_access_log(user: CurrentUser, session: DbSession) -> list[AccessEnt
 @router.get("/users", response_model=list[UserSummary], responses=error_responses(Unauthorized, Forbidden))
 async def list_users(
     admin: AdminUser, session: DbSession,
+    page: Annotated[Page, pagination(50)],
     role: Role | None = None, status: UserStatus | None = None,
-    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
 ) -> list[UserSummary]:
     """Admins list accounts (without contact data); every account listed is access-logged."""
-    users = await service.list_users(session, admin, role, status, limit, offset)
+    users = await service.list_users(session, admin, role, status, page.limit, page.offset)
     return [UserSummary(id=u.id, display_name=u.display_name, role=Role(u.role), status=u.status,
                         created_at=u.created_at) for u in users]
 
@@ -113,7 +116,7 @@ async def list_users(
             responses=error_responses(Unauthorized, Forbidden, NotFound, Unprocessable))
 async def read_user(
     user_id: uuid.UUID, staff: StaffUser, session: DbSession,
-    reason: str = Query(..., min_length=3, max_length=2000, description="why you need this person's data"),
+    reason: Annotated[StoredText, Query(min_length=3, max_length=2000, description="why you need this person's data")],
 ) -> UserOut:
     """Staff read a user's profile with contact data; the read is logged with the reason."""
     return await service.staff_read_user(session, staff, user_id, reason)

@@ -9,12 +9,13 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from accounts.models import Role
+from storage.fields import DisplayName, StoredText
 
 
 class GuardianConsentIn(BaseModel):
-    guardian_name: str = Field(min_length=1, max_length=120)
-    guardian_contact: str = Field(min_length=3, max_length=320, description="e-mail or phone of the guardian")
-    relationship: str = Field(min_length=1, max_length=40, examples=["mother"])
+    guardian_name: DisplayName
+    guardian_contact: StoredText = Field(min_length=3, max_length=320, description="e-mail or phone of the guardian")
+    relationship: StoredText = Field(min_length=1, max_length=40, examples=["mother"])
     consent: bool = Field(description="the guardian agrees to the terms and to recording in classes")
 
 
@@ -22,7 +23,7 @@ class RegisterIn(BaseModel):
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=40, description="international format, e.g. +44 20 7946 0958")
     password: str = Field(max_length=256)
-    display_name: str = Field(min_length=1, max_length=120)
+    display_name: DisplayName
     date_of_birth: date
     # Staff roles are granted by operators (`classguard users create`), never self-registered.
     role: Literal["student", "teacher"] = "student"

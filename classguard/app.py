@@ -20,8 +20,11 @@ from classguard import docs
 from classguard.bootstrap import domain_modules, start_runtime, stop_runtime
 from classguard.http_headers import SecurityHeaders
 from classguard.settings import Settings, get_settings
+from storage.body_limit import BodyLimitMiddleware, RouteLimits
 from storage.errors import AppError, ErrorBody, ServiceUnavailable
+from storage.route_table import RouteTable
 from storage.runtime import get_runtime
+from storage.unhandled import UnhandledErrorMiddleware
 
 log = logging.getLogger("classguard.http")
 
@@ -50,11 +53,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": "ValidationError", "detail": _validation_detail(exc)}, status_code=422)
 
+    routes = RouteTable(app.openapi)
+
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         name = _HTTP_NAMES.get(exc.status_code, "HTTPError")
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # The router names only the methods of the first route it matched; a path may have more.
+            listed = {m.strip() for m in headers.get("Allow", "").split(",") if m.strip()}
+            headers["Allow"] = ", ".join(sorted(listed | routes.methods(request.url.path)))
         return JSONResponse({"error": name, "detail": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+                            headers=headers or None)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
@@ -74,12 +84,18 @@ def install_error_handlers(app: FastAPI) -> None:
             log.warning("database locked: %s", exc.orig)
             err = ServiceUnavailable("the service is busy; try again in a moment")
             return JSONResponse(err.to_json(), status_code=err.status, headers=err.headers)
-        return await _unhandled(request, exc)
+        return await unhandled_error(request, exc)
 
-    @app.exception_handler(Exception)
-    async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return JSONResponse({"error": "InternalError", "detail": "internal server error"}, status_code=500)
+    # Unexpected errors are answered inside the middleware stack (the connection stays usable);
+    # the outermost handler is the same function, for errors of the middlewares themselves.
+    app.add_exception_handler(Exception, unhandled_error)
+    app.add_middleware(UnhandledErrorMiddleware, handler=unhandled_error)
+
+
+async def unhandled_error(_: Request, exc: Exception) -> JSONResponse:
+    """The one answer to an unexpected exception: logged, a JSON 500 in the error shape."""
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse({"error": "InternalError", "detail": "internal server error"}, status_code=500)
 
 
 def create_app(settings: Settings | None = None, *, start_workers: bool = True) -> FastAPI:
@@ -99,7 +115,10 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         version="0.1.0",
         description="Live classes with consent-bound recording, automated moderation and human review.",
         lifespan=lifespan,
-        responses={422: {"model": ErrorBody, "description": "ValidationError"}},
+        # Every route may answer these: an unparsable or invalid request, an oversized body.
+        responses={400: {"model": ErrorBody, "description": "BadRequest"},
+                   413: {"model": ErrorBody, "description": "PayloadTooLarge"},
+                   422: {"model": ErrorBody, "description": "ValidationError"}},
         docs_url=None,  # our own /docs below: Swagger UI from the package, not a CDN
         redoc_url=None,  # ReDoc would load from a CDN
     )
@@ -107,6 +126,9 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     app.add_middleware(SecurityHeaders)
     if settings.docs_enabled:
         app.include_router(docs.router)
+    # Outermost of our middlewares: an oversized body is refused before anything reads it.
+    limits = RouteLimits(RouteTable(app.openapi), settings.max_json_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, limit_for=limits)
 
     @app.get("/healthz", tags=["ops"], responses={503: {"model": ErrorBody}})
     async def healthz() -> Any:

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
     max_upload_bytes: int = 200 * 1024 * 1024
+    # Ceiling of every request body except uploads (which declare their own): refused with 413
+    # before it is read.
+    max_json_body_bytes: int = 1024 * 1024
     # Region → its own media directory (local) or bucket (s3); personal media keys start with the
     # owner's region. Empty: one store for every region.
     media_regions: dict[str, str] = Field(default_factory=dict)

@@ -40,14 +40,12 @@ from classroom.signaling import Channel, ChannelClosed, StarletteChannel, parse_
 from storage.db import unit_of_work
 from storage.deps import DbSession, RuntimeDep
 from storage.errors import AppError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized, error_responses
+from storage.pagination import Page, pagination
 from storage.runtime import Runtime, get_runtime
 
 log = logging.getLogger("classguard.classroom")
 
 router = APIRouter(prefix="/api/v1", tags=["classroom"])
-
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 def _signal_path(session_id: uuid.UUID) -> str:
@@ -78,9 +76,10 @@ async def create_class(body: ClassIn, session: DbSession, teacher: TeacherUser) 
 
 
 @router.get("/classes", response_model=list[ClassOut], responses=error_responses(Unauthorized))
-async def list_classes(session: DbSession, user: CurrentUser, limit: Limit = 100, offset: Offset = 0) -> list[ClassOut]:
+async def list_classes(session: DbSession, user: CurrentUser,
+                       page: Annotated[Page, pagination(100)]) -> list[ClassOut]:
     """Your classes: a teacher's own, a student's enrolled ones (staff: all)."""
-    return await service.to_out(session, await service.list_classes(session, user, limit, offset))
+    return await service.to_out(session, await service.list_classes(session, user, page.limit, page.offset))
 
 
 @router.get("/classes/{class_id}", response_model=ClassOut, responses=error_responses(Unauthorized, NotFound))
@@ -270,22 +269,23 @@ async def recording_events(session_id: uuid.UUID, session: DbSession, user: Curr
 @router.get("/sessions/{session_id}/slices", response_model=list[SliceOut],
             responses=error_responses(Unauthorized, Forbidden, NotFound))
 async def session_slices(session_id: uuid.UUID, session: DbSession, staff: StaffUser,
-                         limit: Limit = 500, offset: Offset = 0) -> list[SliceOut]:
+                         page: Annotated[Page, pagination(500)]) -> list[SliceOut]:
     """The recorded slices of a session (staff; access-logged)."""
-    rows = await service.list_slices(session, session_id=session_id, limit=limit, offset=offset, reader=staff)
+    rows = await service.list_slices(session, session_id=session_id, limit=page.limit, offset=page.offset,
+                                     reader=staff)
     return [SliceOut.model_validate(s) for s in rows]
 
 
 @router.get("/slices", response_model=list[SliceOut], responses=error_responses(Unauthorized, Forbidden))
 async def list_slices(
-    session: DbSession, staff: StaffUser, class_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None,
+    session: DbSession, staff: StaffUser, page: Annotated[Page, pagination(100)],
+    class_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None,
     source: Annotated[str | None, Query(pattern="^(mic|screen|snapshot)$")] = None,
     slice_status: Annotated[str | None, Query(alias="status", pattern="^(pending|processing|done|failed)$")] = None,
-    limit: Limit = 100, offset: Offset = 0,
 ) -> list[SliceOut]:
     """Slices across sessions, filtered (staff; access-logged)."""
     rows = await service.list_slices(session, class_id=class_id, user_id=user_id, source=source,
-                                     status=slice_status, limit=limit, offset=offset, reader=staff)
+                                     status=slice_status, limit=page.limit, offset=page.offset, reader=staff)
     return [SliceOut.model_validate(s) for s in rows]
 
 

@@ -8,23 +8,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from storage.fields import DisplayTitle, FreeText, StoredText, UtcDateTime
+
 Source = Literal["mic", "camera", "screen"]
 
 
 class ClassIn(BaseModel):
     """A class to create (teacher). Times are ISO 8601 with a zone; they are stored in UTC."""
 
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=5000)
-    scheduled_start: datetime | None = None
-    scheduled_end: datetime | None = None
+    title: DisplayTitle
+    description: FreeText = ""
+    scheduled_start: UtcDateTime | None = None
+    scheduled_end: UtcDateTime | None = None
 
     @model_validator(mode="after")
     def _times(self) -> ClassIn:
-        for name in ("scheduled_start", "scheduled_end"):
-            value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
-                raise ValueError(f"{name} needs a time zone (e.g. 2030-01-01T09:00:00Z)")
         if self.scheduled_start and self.scheduled_end and self.scheduled_end <= self.scheduled_start:
             raise ValueError("scheduled_end must be after scheduled_start")
         if self.scheduled_end and not self.scheduled_start:
@@ -95,7 +93,7 @@ class ParticipantOut(BaseModel):
 class ControlIn(BaseModel):
     """A moderation control on a live class; the reason is stored with the recording event."""
 
-    reason: str | None = Field(default=None, max_length=300)
+    reason: StoredText | None = Field(default=None, max_length=300)
 
 
 class MuteIn(ControlIn):

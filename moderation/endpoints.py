@@ -4,7 +4,7 @@ and policy installs (admin), a slice's analysis and flags (staff, logged with a 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
 
@@ -13,6 +13,8 @@ from moderation.auth import PipelineAdmin, PolicyAdmin, PolicyReader, Transcript
 from moderation.schemas import PolicyOut, SliceAnalysisOut, SliceStateOut
 from storage.deps import DbSession, RuntimeDep
 from storage.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable, error_responses
+from storage.fields import StoredText
+from storage.pagination import Page, pagination
 
 router = APIRouter(prefix="/api/v1/moderation", tags=["moderation"])
 
@@ -20,11 +22,10 @@ router = APIRouter(prefix="/api/v1/moderation", tags=["moderation"])
 @router.get("/slices/failed", response_model=list[SliceStateOut],
             responses=error_responses(Unauthorized, Forbidden))
 async def list_failed_slices(
-    session: DbSession, _admin: PipelineAdmin,
-    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+    session: DbSession, _admin: PipelineAdmin, page: Annotated[Page, pagination(50)],
 ) -> list[SliceStateOut]:
     """Slices the pipeline gave up on, newest first, with the error of each stage."""
-    return await service.failed_slices(session, limit, offset)
+    return await service.failed_slices(session, page.limit, page.offset)
 
 
 @router.post("/slices/{slice_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=SliceStateOut,
@@ -38,7 +39,8 @@ async def retry_slice(slice_id: uuid.UUID, session: DbSession, _admin: PipelineA
             responses=error_responses(Unauthorized, Forbidden, NotFound))
 async def read_analysis(
     slice_id: uuid.UUID, session: DbSession, staff: TranscriptReader,
-    reason: str = Query(..., min_length=3, max_length=2000, description="why you need to read this transcript"),
+    reason: Annotated[StoredText, Query(min_length=3, max_length=2000,
+                                        description="why you need to read this transcript")],
 ) -> SliceAnalysisOut:
     """A slice's transcript, screen text and flags. The read is written to the access log."""
     return await service.read_analysis(session, staff, slice_id, reason)

@@ -12,6 +12,7 @@ from classguard.cli import app
 from classguard.cli.common import run_with_runtime
 from storage.db import unit_of_work
 from storage.errors import AppError
+from storage.fields import clean_display_text
 from storage.runtime import Runtime
 
 users = typer.Typer(help="manage accounts", no_args_is_help=True)
@@ -27,11 +28,16 @@ def create(
     date_of_birth: str = typer.Option("1990-01-01", help="YYYY-MM-DD"),
 ) -> None:
     """Create an account with the given role."""
+    try:  # the same rules as the API's display names
+        display_name = clean_display_text(name or email.split("@")[0])
+    except ValueError as exc:
+        typer.echo(f"error: display name {exc}", err=True)
+        raise typer.Exit(1) from exc
 
     async def _go(rt: Runtime) -> str:
         async with unit_of_work(rt.sessionmaker) as session:
             user = await service.register(session, rt.settings, service.NewUser(
-                email=email, password=password, role=role, display_name=name or email.split("@")[0],
+                email=email, password=password, role=role, display_name=display_name,
                 date_of_birth=date.fromisoformat(date_of_birth),
             ))
             return str(user.id)

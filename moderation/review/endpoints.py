@@ -48,6 +48,8 @@ from storage.errors import (
     Unprocessable,
     error_responses,
 )
+from storage.fields import StoredText
+from storage.pagination import Page, pagination
 
 api = APIRouter(prefix="/api/v1", tags=["moderation review"])
 STAFF_ERRORS = (Unauthorized, Forbidden)
@@ -57,19 +59,17 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 @api.get("/moderation/queue", response_model=QueuePage, responses=error_responses(*STAFF_ERRORS))
 async def queue(
-    _: StaffUser, session: DbSession,
+    _: StaffUser, session: DbSession, page: Annotated[Page, pagination(50, max_limit=200)],
     status_: Annotated[DisplayStatus | None, Query(alias="status", description="default: every open item")] = None,
     category: Annotated[str | None, Query(max_length=32)] = None,
     rule_id: Annotated[str | None, Query(max_length=80)] = None,
     class_id: uuid.UUID | None = None,
     participant_id: uuid.UUID | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> QueuePage:
     """Cases (a participant's flags of one category in one live session), most restricted
     first, then most severe, then oldest."""
     f = QueueFilter(category, rule_id, class_id, participant_id, status_)
-    return await service.list_queue(session, f, limit, offset)
+    return await service.list_queue(session, f, page.limit, page.offset)
 
 
 @api.post("/moderation/queue/claim-next", response_model=ClaimOut, responses=error_responses(*STAFF_ERRORS))
@@ -85,7 +85,7 @@ async def claim_next(staff: StaffUser, session: DbSession, body: ClaimNextIn | N
          responses=error_responses(*STAFF_ERRORS, NotFound))
 async def item(
     item_id: uuid.UUID, staff: StaffUser, session: DbSession,
-    reason: Annotated[str | None, Query(min_length=3, max_length=2000,
+    reason: Annotated[StoredText | None, Query(min_length=3, max_length=2000,
                                         description="why (access log); default: review of this item")] = None,
     slice_id: Annotated[uuid.UUID | None, Query(description="which of the case's slices to show in full")] = None,
 ) -> ItemDetail:
@@ -141,9 +141,9 @@ async def decide(
 @api.get("/moderation/items/{item_id}/events", response_model=list[EventOut],
          responses=error_responses(*STAFF_ERRORS, NotFound))
 async def item_events(item_id: uuid.UUID, staff: StaffUser, session: DbSession,
-                      limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> list[EventOut]:
+                      page: Annotated[Page, pagination(500, max_limit=1000)]) -> list[EventOut]:
     """The item's history from the append-only moderation event log (the read is access-logged)."""
-    return await service.item_events(session, staff, item_id, limit)
+    return await service.item_events(session, staff, item_id, page.limit, page.offset)
 
 
 @api.post("/moderation/items/{item_id}/recording", response_model=RecordingOpenOut,
@@ -187,11 +187,10 @@ async def recording_frame(open_id: uuid.UUID, staff: StaffUser, session: DbSessi
 
 @api.get("/me/decisions", response_model=list[StatementOfReasons], responses=error_responses(Unauthorized))
 async def my_decisions(user: DecisionReader, session: DbSession,
-                       limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                       offset: Annotated[int, Query(ge=0)] = 0) -> list[StatementOfReasons]:
+                       page: Annotated[Page, pagination(50, max_limit=200)]) -> list[StatementOfReasons]:
     """Every decision about me, with what was detected, by which rule version, the evidence,
     whether it was automated, the action and how to appeal."""
-    return await explanations.my_decisions(session, user, limit, offset)
+    return await explanations.my_decisions(session, user, page.limit, page.offset)
 
 
 @api.get("/me/decisions/{decision_id}", response_model=StatementOfReasons,

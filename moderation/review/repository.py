@@ -437,9 +437,10 @@ async def get_recording_open(session: AsyncSession, open_id: uuid.UUID) -> Recor
     return await session.get(RecordingOpen, open_id)
 
 
-async def events_of_item(session: AsyncSession, item_id: uuid.UUID, limit: int) -> list[ModerationEvent]:
+async def events_of_item(session: AsyncSession, item_id: uuid.UUID, limit: int,
+                         offset: int = 0) -> list[ModerationEvent]:
     stmt = sa.select(ModerationEvent).where(ModerationEvent.item_id == item_id).order_by(ModerationEvent.seq)
-    return list((await session.scalars(stmt.limit(limit))).all())
+    return list((await session.scalars(stmt.limit(limit).offset(offset))).all())
 
 
 async def unlink_person_from_events(session: AsyncSession, user_id: uuid.UUID) -> None:

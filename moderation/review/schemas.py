@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from moderation.review.models import Action, DisplayStatus
 from moderation.schemas import FlagOut
+from storage.fields import StoredText
 
 SEVERITY_LABELS = {1: "low", 2: "medium", 3: "high", 4: "critical"}
 
@@ -217,9 +218,9 @@ class DecisionIn(BaseModel):
     outcome: Literal["dismiss", "confirm", "escalate"]
     action: Action | None = Field(default=None, description="required for confirm")
     duration_days: int | None = Field(default=None, ge=1, le=3650, description="required for suspend")
-    reason: str = Field(min_length=3, max_length=2000)
-    explanation: str = Field(default="", max_length=5000, description="user-visible; required for confirm")
-    internal_note: str = Field(default="", max_length=5000)
+    reason: StoredText = Field(min_length=3, max_length=2000)
+    explanation: StoredText = Field(default="", max_length=5000, description="user-visible; required for confirm")
+    internal_note: StoredText = Field(default="", max_length=5000)
 
     @model_validator(mode="after")
     def _consistent(self) -> DecisionIn:
@@ -250,8 +251,8 @@ class DecisionResult(BaseModel):
 
 class AppealDecisionIn(BaseModel):
     outcome: Literal["uphold", "overturn"]
-    reason: str = Field(min_length=3, max_length=2000)
-    explanation: str = Field(min_length=10, max_length=5000, description="user-visible")
+    reason: StoredText = Field(min_length=3, max_length=2000)
+    explanation: StoredText = Field(min_length=10, max_length=5000, description="user-visible")
 
 
 class AppealDecisionResult(BaseModel):
@@ -262,7 +263,7 @@ class AppealDecisionResult(BaseModel):
 
 class AppealIn(BaseModel):
     decision_id: uuid.UUID
-    text: str = Field(min_length=10, max_length=5000, description="why the decision is wrong, in your words")
+    text: StoredText = Field(min_length=10, max_length=5000, description="why the decision is wrong, in your words")
 
 
 class AppealSessionOut(BaseModel):
@@ -316,7 +317,7 @@ class StatementOfReasons(BaseModel):
 
 
 class RecordingOpenIn(BaseModel):
-    reason: str = Field(min_length=3, max_length=2000, description="why you open this recording (access log)")
+    reason: StoredText = Field(min_length=3, max_length=2000, description="why you open this recording (access log)")
     slice_id: uuid.UUID | None = Field(default=None, description="which of the case's slices (default: the first)")
 
 

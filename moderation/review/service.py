@@ -251,7 +251,8 @@ async def history(session: AsyncSession, item: ReviewItem) -> HistoryOut:
     )
 
 
-async def item_events(session: AsyncSession, staff: User, item_id: uuid.UUID, limit: int) -> list[EventOut]:
+async def item_events(session: AsyncSession, staff: User, item_id: uuid.UUID, limit: int,
+                      offset: int = 0) -> list[EventOut]:
     """The item's event log; it holds the moderators' reasons about the participant (access-logged)."""
     item = await get_item_or_404(session, item_id)
     if item.user_id is not None:
@@ -260,4 +261,4 @@ async def item_events(session: AsyncSession, staff: User, item_id: uuid.UUID, li
                             reason=f"moderation review of flagged item {item.id}")
     return [EventOut(seq=e.seq, at=e.at, kind=e.kind, actor_id=e.actor_id, actor_role=e.actor_role,
                      decision_id=e.decision_id, appeal_id=e.appeal_id, data=dict(e.data or {}))
-            for e in await repo.events_of_item(session, item_id, limit)]
+            for e in await repo.events_of_item(session, item_id, limit, offset)]
