@@ -135,15 +135,16 @@ async def _derived_frames(rt: Runtime, claim: Claim) -> list[SampledFrame]:
 
 
 async def work_asr(rt: Runtime, claim: Claim) -> dict[str, Any]:
-    from moderation.asr import transcribe
+    from moderation.asr import DEFAULT_MODEL, transcribe
 
     audio = await _derived_audio(rt, claim)
     settings = rt.settings
     async with slot("asr"):
         transcript = await asyncio.to_thread(
-            transcribe, audio, model=settings.asr_model or None, cpu_threads=settings.asr_cpu_threads)
+            transcribe, audio, model=settings.asr_model or None, cpu_threads=settings.asr_cpu_threads,
+            models_dir=settings.speech_models_dir)
     segments = [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments]
-    model = settings.asr_model or "tiny.en"
+    model = settings.asr_model or DEFAULT_MODEL
     return {
         "segments": len(segments),
         "language": transcript.language,

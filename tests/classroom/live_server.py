@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from classguard.cli.common import free_port
+from tests.conftest import MODELS_DIR
 from tests.processes import stop_process
 
 CLI = str(Path(sys.executable).with_name("classguard"))
@@ -52,6 +53,7 @@ class LiveServer:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSGUARD_")}
         env["CLASSGUARD_DATA_DIR"] = str(self.data_dir)
+        env["CLASSGUARD_MODELS_DIR"] = str(MODELS_DIR)  # assembled once for the test session
         env.update(self.settings_env)
         return env
 

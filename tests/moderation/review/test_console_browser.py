@@ -87,6 +87,7 @@ def test_moderator_suspends_in_the_console_and_an_appeal_lifts_it(server: LiveSe
             page.wait_for_selector("#detail:not([hidden])")
             page.wait_for_function("document.querySelector('#media').readyState >= 2", timeout=20_000)
             assert page.inner_text("#transcript mark") == "5551234567"
+            assert page.inner_text("#transcript-lang") == "English · 英语"  # the detected language
             page.locator("body").press(" ")  # keyboard: play
             page.wait_for_function("document.querySelector('#media').currentTime > 0.5", timeout=20_000)
             page.click("#flags button.jump >> nth=0")  # seek to the flag (a byte-range request)
