@@ -36,6 +36,7 @@ from moderation import asr
 from moderation.analyze import analyze_file
 from moderation.media_prep import SAMPLE_RATE, ffmpeg_exe, load_audio_16k
 from moderation.rules import CarryState, Hit, Policy, TextSpan, evaluate
+from moderation.speech_stream import evaluate_continuing, transcribe_continuing
 
 OUT = Path(__file__).resolve().parent / "out"
 VOICES = ["en-us", "en-gb", "en+f3", "en+m3"]
@@ -133,6 +134,7 @@ def run_sliced(
     model: str | None,
     threads: int,
     on_slice: Callable[[int, list[Hit], float], None] | None = None,
+    carry_audio: bool = True,
 ) -> Run:
     """Production path per slice: VAD + ASR + rules with carry. ``on_slice(index, hits, seconds)``
     is the hook for measuring more (e.g. storing flags: latency from slice close to flags stored)."""
@@ -140,21 +142,35 @@ def run_sliced(
     carry: CarryState | None = None
     segments = hits = 0
     latencies = []
+    previous: np.ndarray | None = None
+    previous_hits: list[tuple[str, str]] = []
     start = time.perf_counter()
     for i, a in enumerate(range(0, len(audio), step)):
         t0 = time.perf_counter()
         chunk = audio[a : a + step]
-        transcript = asr.transcribe(chunk, model=model, cpu_threads=threads)
-        spans = [TextSpan(s.text, s.start, s.end) for s in transcript.segments]
-        found, carry = evaluate(spans, carry, policy=policy, duration=len(chunk) / SAMPLE_RATE)
+        duration = len(chunk) / SAMPLE_RATE
+        if carry_audio:
+            heard = transcribe_continuing(chunk, previous, model=model, cpu_threads=threads)
+            spans = [TextSpan(s.text, s.start, s.end) for s in heard.transcript.segments]
+            found, carry = evaluate_continuing(spans, heard.carried_seconds, carry, policy=policy,
+                                               duration=duration, previous_hits=previous_hits)
+            n_segments = sum(1 for s in heard.transcript.segments if s.end > 0)
+        else:
+            transcript = asr.transcribe(chunk, model=model, cpu_threads=threads)
+            spans = [TextSpan(s.text, s.start, s.end) for s in transcript.segments]
+            found, carry = evaluate(spans, carry, policy=policy, duration=duration)
+            n_segments = len(transcript.segments)
         took = time.perf_counter() - t0
         latencies.append(took)
-        segments += len(transcript.segments)
+        segments += n_segments
         hits += len(found)
+        previous, previous_hits = chunk, [(h.rule_id, str(h.evidence.get("value", "")).lower()) for h in found]
         if on_slice is not None:
             on_slice(i, found, took)
     wall = time.perf_counter() - start
-    return Run(f"pipeline, {slice_seconds:g} s slices", len(audio) / SAMPLE_RATE, wall, segments, hits, latencies)
+    how = "speech carried across slices" if carry_audio else "text carry only (before)"
+    return Run(f"pipeline, {slice_seconds:g} s slices, {how}", len(audio) / SAMPLE_RATE, wall, segments, hits,
+               latencies)
 
 
 def run_whole(path: Path, *, policy: Policy, model: str | None, threads: int) -> Run:
