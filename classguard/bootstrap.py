@@ -37,6 +37,21 @@ def load_domains() -> None:
     import classguard.wiring  # noqa: F401  (connects domain hooks, e.g. slice closed -> moderation)
 
 
+def speech_model_error(settings: Settings) -> str | None:
+    """Why the configured speech model cannot be used (missing, corrupt, unknown), or None.
+
+    Checked before a process that runs ASR starts serving, so a broken install is one clear line
+    at start-up rather than every slice failing later. Cheap: the sha256 check is cached by size
+    and mtime (``moderation.asr_models``)."""
+    from moderation.asr_models import AsrModelError, resolve
+
+    try:
+        resolve(settings.asr_model or None, settings.speech_models_dir)
+    except AsrModelError as exc:
+        return str(exc)
+    return None
+
+
 def build_runtime(settings: Settings, *, dispatcher: Dispatcher | None = None) -> Runtime:
     from storage.crypto import FieldCipher
     from storage.media import build_media_store

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import celeryd_init, worker_process_init
 
-from classguard.bootstrap import build_runtime, load_domains
+from classguard.bootstrap import build_runtime, load_domains, speech_model_error
 from classguard.settings import Settings, get_settings
 from storage import after_commit, jobs
 
@@ -85,6 +86,22 @@ def _register(app: Celery, spec: jobs.TaskSpec, settings: Settings) -> None:
                 raise
             delay = base * 2**self.request.retries
             raise self.retry(exc=exc, countdown=delay) from exc
+
+
+@celeryd_init.connect
+def _check_speech_model(options: dict[str, Any] | None = None, **_: Any) -> None:
+    # A worker that takes ASR jobs (-Q with asr, or no -Q: every queue) refuses to start without a
+    # usable model, instead of failing every slice. SystemExit: Celery logs and swallows Exceptions
+    # raised by signal handlers.
+    queues = (options or {}).get("queues") or []
+    if isinstance(queues, str):
+        queues = queues.split(",")
+    if queues and "asr" not in queues:
+        return
+    problem = speech_model_error(get_settings())
+    if problem:
+        print(f"error: cannot start: {problem}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
 
 
 @worker_process_init.connect

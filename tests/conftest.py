@@ -19,6 +19,11 @@ from classguard.app import create_app
 from classguard.settings import Settings
 from storage.migrate import upgrade
 
+# Packaged speech models are assembled once per machine into the pytest cache (``models_session``)
+# and found there by every Settings and every subprocess the tests start.
+MODELS_DIR = Path(os.environ.setdefault(
+    "CLASSGUARD_MODELS_DIR", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "classguard-models")))
+
 PG_URL = os.environ.get("CLASSGUARD_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CLASSGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -40,6 +45,14 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def models_session() -> Path:
+    """The default speech model (``base``) assembled into ``MODELS_DIR``; a no-op (one stat) once it is."""
+    from moderation.asr_models import DEFAULT_MODEL, install
+
+    return install(DEFAULT_MODEL, MODELS_DIR)
 
 
 @pytest.fixture(scope="session")

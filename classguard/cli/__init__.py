@@ -14,7 +14,8 @@ from classguard.settings import get_settings
 app = typer.Typer(help="classguard: live classes, consent-bound recording, moderation.", no_args_is_help=True)
 
 # Modules that add commands to ``app`` (each owns its area; missing ones are simply not there yet).
-_COMMAND_MODULES = ("users", "keys", "audit", "moderate", "simulate", "load_test", "retention", "outbox")
+_COMMAND_MODULES = ("users", "keys", "audit", "moderate", "simulate", "load_test", "retention", "outbox",
+                    "models")
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -32,12 +33,18 @@ def serve(
 
     from classguard import log_redaction
     from classguard.app import create_app
+    from classguard.bootstrap import speech_model_error
     from storage.migrate import upgrade
 
     setup_logging()
     settings = get_settings()
     log = logging.getLogger("classguard")
     log.info("data directory: %s", settings.data_dir.resolve())
+    # In-process workers transcribe here; in the scale-out mode the asr Celery workers check instead.
+    problem = speech_model_error(settings) if settings.worker_mode == "inprocess" else None
+    if problem:
+        typer.echo(f"error: cannot start: {problem}", err=True)
+        raise typer.Exit(1)
     upgrade(settings.sync_database_url)
     log.info("serving on http://%s:%d (API docs at /docs)", host, port)
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info")  # configures logging

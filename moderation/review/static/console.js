@@ -308,9 +308,22 @@ function markText(text, words) {
   return frag;
 }
 
+// The language the speech model detected for the slice, in both of the platform's languages.
+const LANGUAGES = { zh: "中文 · Chinese", en: "English · 英语" };
+
+function renderLanguage(item) {
+  const badge = $("#transcript-lang");
+  const lang = item.transcript && item.transcript.language;
+  badge.hidden = !lang;
+  badge.textContent = lang ? (LANGUAGES[lang] || lang) : "";
+  badge.title = lang ? `detected language / 识别的语言: ${lang}` : "";
+  badge.dataset.lang = lang || "";
+}
+
 function renderTranscript(item) {
   const box = $("#transcript");
   box.replaceChildren();
+  renderLanguage(item);
   if (!item.transcript) { box.textContent = item.source === "mic" ? "(no transcript)" : ""; return; }
   const words = hitWords(item);
   for (const seg of item.transcript.segments) {

@@ -112,6 +112,7 @@ def test_moderator_suspends_in_the_console_and_an_appeal_lifts_it(server: LiveSe
             assert page.inner_text("#transcript mark") == "5551234567"
             # The case's timeline lists its hits by slice (this case has one slice).
             assert "slice 1 (mic)" in page.inner_text("#timeline") and "[5551234567]" in page.inner_text("#timeline")
+            assert page.inner_text("#transcript-lang") == "English · 英语"  # the detected language
             page.locator("body").press(" ")  # keyboard: play
             _wait_for(page, "document.querySelector('#media').currentTime > 0.5", timeout=20_000)
             page.click("#flags button.jump >> nth=0")  # seek to the flag (a byte-range request)
