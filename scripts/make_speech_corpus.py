@@ -26,7 +26,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import wave
 from pathlib import Path
 from typing import Any
 
