@@ -43,6 +43,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from aiortc.contrib.media import MediaPlayer
+
 from classguard.cli.common import free_port
 from classguard.cli.simulate import (
     SimUser,
@@ -119,6 +121,7 @@ class Said:
     user_id: str
     lead: float
     seconds: float
+    tail: float
 
 
 async def _open_class(client: Any, teacher: SimUser, students: Iterable[SimUser]) -> str:
@@ -144,19 +147,26 @@ async def _say_round(port: int, rt: Any, client: Any, users: list[SimUser], grou
         lead = lead_in(item["id"], lead_max)
         path, seconds = await asyncio.to_thread(padded_wav, item, work, lead, tail)
         clips.append((item, path, lead, seconds))
-    bots = []
+    bots: list[Any] = []
+
+    async def say(bot: Any, path: Path, seconds: float) -> None:
+        # Mic on with the file played once (not looped), off when it has been played: the clock
+        # starts after the negotiation, which on a loaded machine can take seconds.
+        player = MediaPlayer(str(path))
+        bot._players.append(player)  # the bot stops it on leave
+        await bot.set_source("mic", True, player.audio)
+        await asyncio.sleep(seconds + 0.3)
+        await bot.set_source("mic", False)
+
     try:
         for user in speakers:  # the teacher first: the session is theirs
             bots.append(await _join_bot(port, session_id, user))
-        for bot, (_, path, _, seconds) in zip(bots, clips, strict=True):
-            bot.publish_mic([(0.0, seconds)], path)
-        until = max(bot.started_at + seconds for bot, (_, _, _, seconds) in zip(bots, clips, strict=True))
-        await asyncio.sleep(max(0.0, until + 0.5 - time.monotonic()))
+        await asyncio.gather(*(say(bot, path, seconds) for bot, (_, path, _, seconds) in zip(bots, clips, strict=True)))
     finally:
         for bot in bots:
             await bot.leave()
     await _wait_spool_drained(rt, session_id, 60)
-    return [Said(item, session_id, user.id, lead, seconds)
+    return [Said(item, session_id, user.id, lead, seconds, tail)
             for user, (item, _, lead, seconds) in zip(speakers, clips, strict=True)]
 
 
@@ -175,8 +185,10 @@ async def _collect(rt: Any, said: list[Said]) -> list[dict[str, Any]]:
                 mine = sorted((s for s in slices if str(s.user_id) == clip.user_id and s.source == "mic"),
                               key=lambda s: s.seq)
                 flags = [f for s in mine for f in found.get(str(s.id), {}).get("flags", [])]
+                recorded = sum(s.duration_s for s in mine)
                 results.append({
                     "id": clip.item["id"], "lead_s": clip.lead, "said_s": round(clip.seconds, 2),
+                    "recorded_s": round(recorded, 2), "cut": recorded < clip.seconds - clip.tail - 0.1,
                     "slices": [{"seq": s.seq, "duration": round(s.duration_s, 2), "status": s.status,
                                 "close_reason": s.close_reason} for s in mine],
                     "transcript": " | ".join(found.get(str(s.id), {}).get("transcript", "") or "" for s in mine),
@@ -243,7 +255,7 @@ async def run_live(items: list[dict[str, Any]], model: str, speakers: int, lead_
                     "pipeline_tail": round(pipeline_done - classes_done, 1),
                     "total": round(pipeline_done - started, 1)},
         "said_seconds": round(sum(s.seconds for s in said), 1),
-        "speech_seconds": round(sum(s.seconds - s.lead for s in said), 1),
+        "speech_seconds": round(sum(s.seconds - s.lead - s.tail for s in said), 1),
     }
 
 
@@ -400,12 +412,12 @@ def main() -> None:
           f"{sum(1 for it in chosen if it['blind'])} blind), {args.speakers} participants per class, "
           f"lead-in 0–{args.lead_max:g} s; {os.cpu_count()} CPUs, load average {load_before:.1f} -> "
           f"{os.getloadavg()[0]:.1f} (shared machine)")
-    print("\n| model | classes s | pipeline tail s | total s | audio said s | speech s | finished |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print("\n| model | classes s | pipeline tail s | total s | audio said s | speech s | clips cut short | finished |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for run in runs:
         t = run["seconds"]
         print(f"| {run['label']} | {t['classes']} | {t['pipeline_tail']} | {t['total']} | {run['said_seconds']} | "
-              f"{run['speech_seconds']} | {run['pipeline_finished']} |")
+              f"{run['speech_seconds']} | {sum(r['cut'] for r in run['results'])} | {run['pipeline_finished']} |")
     print_tables(categories, chosen, runs)
     if args.details:
         print_details(chosen, runs, args.show_blind)
