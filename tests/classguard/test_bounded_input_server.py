@@ -70,12 +70,12 @@ def test_connection_stays_usable_after_errors_including_an_unexpected_500(server
         assert conn.exchange("POST", "/api/v1/auth/login", json_type, b"{not json").status == 422
         # An unexpected failure: the database lost a table the login path needs.
         db = sqlite3.connect(server.data_dir / "classguard.db")
-        db.execute("ALTER TABLE login_attempts RENAME TO login_attempts_gone")
+        db.execute("ALTER TABLE throttle_counters RENAME TO throttle_counters_gone")
         db.commit()
         try:
             failed = conn.exchange("POST", "/api/v1/auth/login", json_type, login)
         finally:
-            db.execute("ALTER TABLE login_attempts_gone RENAME TO login_attempts")
+            db.execute("ALTER TABLE throttle_counters_gone RENAME TO throttle_counters")
             db.commit()
             db.close()
         assert failed.status == 500
