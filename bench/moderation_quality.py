@@ -213,7 +213,8 @@ async def run_live(items: list[dict[str, Any]], model: str, speakers: int, lead_
     data_dir = Path(tempfile.mkdtemp(prefix="cg-quality-"))
     work = data_dir / "said"
     work.mkdir()
-    settings = Settings(data_dir=data_dir)
+    # The class's data is throw-away; the speech models stay where the install put them.
+    settings = Settings(data_dir=data_dir, models_dir=Settings().speech_models_dir)
     if model:
         settings.asr_model = model
     await asyncio.to_thread(upgrade, settings.sync_database_url)
