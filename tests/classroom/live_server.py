@@ -157,3 +157,25 @@ class LiveServer:
 
         signal_url = self.post(f"/api/v1/sessions/{session_id}/join", user)["signal_url"]
         return f"ws://127.0.0.1:{self.port}/api/v1/sessions/{session_id}/signal?{urlsplit(signal_url).query}"
+
+
+def scale_out_nodes(tmp_path: Path, database_url: str, names: tuple[str, ...] = ("node-a", "node-b")
+                    ) -> list[LiveServer]:
+    """Relay/API nodes of the scale-out mode on one PostgreSQL and one Redis, each with its own
+    data directory, node id and public URL (not started)."""
+    import json
+
+    from tests.conftest import REDIS_URL, TEST_BLIND_KEY, TEST_KEYS
+
+    nodes = []
+    for name in names:
+        port = free_port()
+        (tmp_path / name / "var").mkdir(parents=True)
+        nodes.append(LiveServer(tmp_path / name / "var", port=port, settings_env={
+            "CLASSGUARD_DATABASE_URL": database_url,
+            "CLASSGUARD_ENCRYPTION_KEYS": json.dumps(TEST_KEYS), "CLASSGUARD_ENCRYPTION_ACTIVE_KEY_ID": "k1",
+            "CLASSGUARD_BLIND_INDEX_KEY": TEST_BLIND_KEY, "CLASSGUARD_REDIS_URL": REDIS_URL,
+            "CLASSGUARD_RELAY_PLACEMENT": "redis", "CLASSGUARD_RELAY_NODE_ID": name,
+            "CLASSGUARD_RELAY_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        }))
+    return nodes

@@ -346,25 +346,14 @@ async def test_sign_out_on_one_node_closes_the_socket_on_the_node_that_holds_it(
 
     from classroom.live_control import CHANNEL_PREFIX
     from classroom.placement import NODE_PREFIX, ROOM_PREFIX
-    from tests.classroom.live_server import LiveServer
-    from tests.conftest import REDIS_URL, TEST_BLIND_KEY, TEST_KEYS
+    from tests.classroom.live_server import scale_out_nodes
+    from tests.conftest import REDIS_URL
 
     r = aioredis.from_url(REDIS_URL, decode_responses=True)
     for prefix in (NODE_PREFIX, ROOM_PREFIX):
         async for key in r.scan_iter(match=prefix + "*"):
             await r.delete(key)
-    nodes = []
-    for name in ("node-a", "node-b"):
-        port = free_port()
-        (tmp_path / name / "var").mkdir(parents=True)
-        nodes.append(LiveServer(tmp_path / name / "var", port=port, settings_env={
-            "CLASSGUARD_DATABASE_URL": pg_settings.database_url,
-            "CLASSGUARD_ENCRYPTION_KEYS": json.dumps(TEST_KEYS), "CLASSGUARD_ENCRYPTION_ACTIVE_KEY_ID": "k1",
-            "CLASSGUARD_BLIND_INDEX_KEY": TEST_BLIND_KEY, "CLASSGUARD_REDIS_URL": REDIS_URL,
-            "CLASSGUARD_RELAY_PLACEMENT": "redis", "CLASSGUARD_RELAY_NODE_ID": name,
-            "CLASSGUARD_RELAY_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        }))
-    a, b = nodes
+    a, b = scale_out_nodes(tmp_path, pg_settings.database_url)
     a.start()
     b.start()
     pubsub = r.pubsub(ignore_subscribe_messages=True)

@@ -79,22 +79,10 @@ async def test_two_relay_nodes_send_a_session_to_its_host(clean_redis: None, pg_
     from websockets.exceptions import InvalidStatus
 
     from classguard.settings import Settings
-    from tests.classroom.live_server import LiveServer, free_port
-    from tests.conftest import TEST_BLIND_KEY, TEST_KEYS
+    from tests.classroom.live_server import scale_out_nodes
 
     assert isinstance(pg_settings, Settings)
-    nodes = []
-    for name in ("node-a", "node-b"):
-        port = free_port()
-        (tmp_path / name / "var").mkdir(parents=True)
-        nodes.append(LiveServer(tmp_path / name / "var", port=port, settings_env={
-            "CLASSGUARD_DATABASE_URL": pg_settings.database_url,
-            "CLASSGUARD_ENCRYPTION_KEYS": jsonlib.dumps(TEST_KEYS), "CLASSGUARD_ENCRYPTION_ACTIVE_KEY_ID": "k1",
-            "CLASSGUARD_BLIND_INDEX_KEY": TEST_BLIND_KEY, "CLASSGUARD_REDIS_URL": REDIS_URL,
-            "CLASSGUARD_RELAY_PLACEMENT": "redis", "CLASSGUARD_RELAY_NODE_ID": name,
-            "CLASSGUARD_RELAY_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        }))
-    a, b = nodes
+    a, b = scale_out_nodes(tmp_path, pg_settings.database_url)
     a.start()
     b.start()
     try:

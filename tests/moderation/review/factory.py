@@ -27,6 +27,10 @@ _n = itertools.count(1)
 SPOKEN = "Hello class. If you have questions, my number is 5 5 5 1 2 3 4 5 6 7, message me there."
 
 
+# Slice bytes that only look like WebM: for tests whose pipeline never decodes the media.
+NOT_DECODED = b"\x1aE\xdf\xa3 not decoded in this test"
+
+
 @dataclass
 class FlagSpec:
     """One rule hit; defaults are a phone number said aloud."""

@@ -18,6 +18,7 @@ from storage.retention import Candidate
 from storage.runtime import get_runtime
 from tests.factories import logged_in, login
 from tests.moderation.review.factory import (
+    NOT_DECODED,
     FlagSpec,
     claim,
     decide,
@@ -29,7 +30,6 @@ from tests.moderation.review.factory import (
 )
 from tests.moderation.review.test_appeals import user_of
 
-NOT_DECODED = b"\x1aE\xdf\xa3 not decoded in this test"
 SLIDE = FlagSpec(rule_id="contact.email", quote="[li.wei.tutor@gmail.com]", source="screen",
                  evidence={"frame_time": 1.0}, start_ms=1000, end_ms=1000)
 

@@ -24,10 +24,8 @@ from moderation.rules import Policy
 from tests.classroom.class_factories import join as join_class
 from tests.classroom.class_factories import make_class
 from tests.factories import TestUser, logged_in
-from tests.moderation.review.factory import FlagSpec, flag_slice
+from tests.moderation.review.factory import NOT_DECODED, FlagSpec, flag_slice
 from tests.moderation.slice_factory import Room
-
-NOT_DECODED = b"\x1aE\xdf\xa3 not decoded in this test"
 
 
 @pytest.fixture
